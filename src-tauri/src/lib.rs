@@ -1,0 +1,1 @@
+//! The Tauri shell: the only crate that knows about Tauri.
