@@ -1,0 +1,103 @@
+# WA Device Admin: `make run` to start the app, `make test` to check everything.
+# Both install what is missing first (Debian/Ubuntu: apt packages, npm ci).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+export DEBIAN_FRONTEND := noninteractive
+
+# What building the app needs (WebKitGTK and friends), and what the tests add.
+APP_DEBS := build-essential pkg-config curl file libwebkit2gtk-4.1-dev \
+	libayatana-appindicator3-dev librsvg2-dev libxdo-dev libssl-dev libdbus-1-dev
+TEST_DEBS := xvfb webkit2gtk-driver gnome-keyring dbus-x11 libsecret-tools
+TAURI_DRIVER_VERSION := 2.1.0
+
+UI_STAMP := ui/node_modules/.npm-ci-done
+SCREENSHOTS := $(CURDIR)/test-output/screenshots
+NEXTEST := $(shell cargo nextest --version >/dev/null 2>&1 && echo yes)
+
+.PHONY: help run deps test-deps ui lint test test-rust test-ui package clean bindings
+
+help:
+	@echo "make run      install what is missing, build the UI, start the app"
+	@echo "make test     install what is missing, then every check and test"
+	@echo "make package  build a .deb with the Tauri bundler"
+	@echo "make lint     formatting and lints only"
+
+## Installing ---------------------------------------------------------------
+
+# Installs only the Debian packages that are not installed yet; `apt-get
+# update` runs once, and only when something is missing.
+define install_debs
+	missing=""; \
+	for pkg in $(1); do \
+		dpkg-query -W -f='$${Status}' "$$pkg" 2>/dev/null | grep -q "ok installed" || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "Installing Debian packages:$$missing"; \
+		$(SUDO) apt-get update -q; \
+		$(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+endef
+
+deps: $(UI_STAMP)
+	@$(call install_debs,$(APP_DEBS))
+	@command -v cargo >/dev/null || { echo "cargo not found: install Rust with rustup (https://rustup.rs)"; exit 1; }
+
+$(UI_STAMP): ui/package.json ui/package-lock.json
+	@command -v npm >/dev/null || { $(call install_debs,nodejs npm); }
+	@node -e 'const [a,b]=process.versions.node.split(".").map(Number); if (a<20||(a===20&&b<19)) { console.error("Node.js >= 20.19 is needed, found "+process.version); process.exit(1) }'
+	npm --prefix ui ci --no-audit --no-fund
+	@touch $@
+
+test-deps: deps
+	@$(call install_debs,$(TEST_DEBS))
+	@tauri-driver --help >/dev/null 2>&1 || cargo install tauri-driver --locked --version $(TAURI_DRIVER_VERSION)
+
+## Building and running -----------------------------------------------------
+
+ui: $(UI_STAMP)
+	npm --prefix ui run build
+
+run: deps ui
+	cargo run --bin wa-device-admin
+
+package: deps
+	cd $(CURDIR) && ui/node_modules/.bin/tauri build --bundles deb
+	@echo "Package: $$(ls -1 target/release/bundle/deb/*.deb)"
+
+## Checking -----------------------------------------------------------------
+
+lint: ui
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+	npm --prefix ui run check
+	npm --prefix ui run format:check
+
+test-ui: $(UI_STAMP)
+	npm --prefix ui test
+
+# Every Rust test of the workspace, inside a desktop session (Xvfb, D-Bus,
+# unlocked Secret Service): the keyring tests and the GUI suite need it.
+test-rust: ui
+	rm -rf $(SCREENSHOTS)
+ifeq ($(NEXTEST),yes)
+	tests/desktop-session.sh cargo nextest run --workspace --locked --no-fail-fast
+else
+	tests/desktop-session.sh cargo test --workspace --locked --no-fail-fast
+endif
+
+test: test-deps ui lint test-ui test-rust
+	@echo
+	@echo "All checks passed. Screenshots of the end-to-end suite: $(SCREENSHOTS)"
+	@ls -1 $(SCREENSHOTS)
+
+clean:
+	cargo clean
+	rm -rf ui/dist ui/node_modules test-output
+
+# Rewrites ui/src/lib/bindings.ts from the Rust types (a test checks it).
+bindings: ui
+	WA_UPDATE_BINDINGS=1 cargo test --lib -p wa-device-admin bindings

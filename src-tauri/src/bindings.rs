@@ -1,0 +1,49 @@
+//! TypeScript declarations of every type that crosses the IPC boundary,
+//! generated from the Rust types and committed as `ui/src/lib/bindings.ts`.
+//! The test below fails when the committed file drifts from the Rust types;
+//! `make bindings` rewrites it.
+
+use ts_rs::{Config, TS};
+
+use crate::commands::AppInfo;
+
+/// The committed file, relative to the repository root.
+pub const BINDINGS_PATH: &str = "ui/src/lib/bindings.ts";
+
+/// Renders the whole bindings file.
+pub fn render() -> String {
+    // Timestamps and counters fit in a JS number; `bigint` would not survive JSON.
+    let cfg = Config::new().with_large_int("number");
+    let declarations = [AppInfo::decl(&cfg)];
+    let mut out = String::from(
+        "// Generated from the Rust types by `make bindings`; do not edit.\n\
+         // A test fails when this file and the Rust types disagree.\n",
+    );
+    for declaration in declarations {
+        out.push_str("\nexport ");
+        out.push_str(&declaration);
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    #[test]
+    fn committed_bindings_match_the_rust_types() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(super::BINDINGS_PATH);
+        let expected = super::render();
+        if std::env::var_os("WA_UPDATE_BINDINGS").is_some() {
+            std::fs::write(&path, &expected).expect("write the bindings");
+            return;
+        }
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == expected,
+            "{} is out of date: run `make bindings` and commit the result",
+            super::BINDINGS_PATH
+        );
+    }
+}

@@ -1,0 +1,40 @@
+//! Command-line options of the `wa-device-admin` binary.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// Administer WhatsApp linked-device sessions.
+#[derive(Debug, Parser)]
+#[command(name = "wa-device-admin", version, about)]
+pub struct Cli {
+    /// Folder for the app's data (databases, session stores). Defaults to the
+    /// OS's per-user app-data folder; `WA_DEVICE_ADMIN_DATA_DIR` sets it too.
+    #[arg(long, env = "WA_DEVICE_ADMIN_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_dir_is_optional() {
+        let cli = Cli::try_parse_from(["wa-device-admin"]).expect("no arguments parse");
+        assert!(cli.data_dir.is_none() || std::env::var_os("WA_DEVICE_ADMIN_DATA_DIR").is_some());
+    }
+
+    #[test]
+    fn data_dir_is_taken_from_the_flag() {
+        let cli =
+            Cli::try_parse_from(["wa-device-admin", "--data-dir", "/tmp/x"]).expect("flag parses");
+        assert_eq!(cli.data_dir, Some(PathBuf::from("/tmp/x")));
+    }
+
+    #[test]
+    fn unknown_flags_are_refused() {
+        let error = Cli::try_parse_from(["wa-device-admin", "--frobnicate"])
+            .expect_err("unknown flag must fail");
+        assert_eq!(error.kind(), clap::error::ErrorKind::UnknownArgument);
+    }
+}

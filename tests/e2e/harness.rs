@@ -1,0 +1,190 @@
+//! Starts one app per test: its own tauri-driver on free ports, its own data
+//! folder, and a WebDriver session on the app's main window.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+use tempfile::TempDir;
+
+/// How long the app may take to show its first element; a cold WebKit start
+/// under Xvfb on a loaded 2-core machine takes a few seconds.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub struct AppSession {
+    pub client: Client,
+    /// The app's data folder: inside a fresh temporary folder and not created
+    /// before launch, so every test also checks that the app creates it.
+    pub data_dir: PathBuf,
+    _data_root: TempDir,
+    driver: Child,
+}
+
+impl AppSession {
+    /// Launches the app with a fresh, empty data folder and waits until the
+    /// UI has rendered its header.
+    pub async fn start() -> AppSession {
+        let data_root = tempfile::Builder::new()
+            .prefix("wa-e2e-")
+            .tempdir()
+            .expect("create the test's temporary folder");
+        let data_dir = data_root.path().join("app-data");
+        assert!(
+            std::env::var_os("DISPLAY").is_some(),
+            "no DISPLAY: run the end-to-end tests through tests/desktop-session.sh"
+        );
+        let port = free_port();
+        let native_port = free_port();
+        let driver = Command::new(tauri_driver_path())
+            .args([
+                "--port",
+                &port.to_string(),
+                "--native-port",
+                &native_port.to_string(),
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log_file(data_root.path()))
+            .spawn()
+            .expect("start tauri-driver (installed by `make test-deps`)");
+        wait_for_port(port, Duration::from_secs(20));
+
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert("browserName".into(), json!("wry"));
+        capabilities.insert(
+            "tauri:options".into(),
+            json!({
+                "application": env!("CARGO_BIN_EXE_wa-device-admin"),
+                "args": ["--data-dir", &data_dir],
+            }),
+        );
+        let client = ClientBuilder::native()
+            .capabilities(capabilities)
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .expect("open a WebDriver session on the app");
+        let session = AppSession {
+            client,
+            data_dir,
+            _data_root: data_root,
+            driver,
+        };
+        session
+            .client
+            .wait()
+            .at_most(START_TIMEOUT)
+            .for_element(Locator::Css("header h1"))
+            .await
+            .expect("the app renders its header");
+        session
+    }
+
+    /// The rendered text of the first element matching `css` (its `innerText`:
+    /// what a person sees, not hidden markup), waiting up to 10 s for it.
+    pub async fn text_of(&self, css: &str) -> String {
+        let element = self
+            .client
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|error| panic!("no element matches {css}: {error}"));
+        element
+            .prop("innerText")
+            .await
+            .expect("read the element's text")
+            .unwrap_or_default()
+    }
+
+    /// Saves a PNG of the window as `<screenshot dir>/<name>.png` and returns its path.
+    pub async fn screenshot(&self, name: &str) -> PathBuf {
+        let png = self.client.screenshot().await.expect("take a screenshot");
+        let dir = screenshot_dir();
+        std::fs::create_dir_all(&dir).expect("create the screenshot folder");
+        let path = dir.join(format!("{name}.png"));
+        std::fs::write(&path, &png).expect("write the screenshot");
+        path
+    }
+
+    /// Ends the WebDriver session (which closes the app) and stops the driver.
+    pub async fn close(self) {
+        let _ = self.client.clone().close().await;
+        // Dropping stops tauri-driver.
+    }
+}
+
+impl Drop for AppSession {
+    fn drop(&mut self) {
+        stop_driver(&mut self.driver);
+    }
+}
+
+/// Stops tauri-driver with SIGTERM, on which it also stops WebKitWebDriver
+/// (SIGKILL would orphan it and the app); SIGKILL only if it hangs.
+fn stop_driver(driver: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &driver.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = driver.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = driver.kill();
+    let _ = driver.wait();
+}
+
+/// Where screenshots go: `$WA_E2E_SCREENSHOT_DIR`, else `test-output/screenshots`
+/// at the repository root (`make test` prints it at the end).
+pub fn screenshot_dir() -> PathBuf {
+    std::env::var_os("WA_E2E_SCREENSHOT_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("test-output/screenshots"))
+}
+
+fn tauri_driver_path() -> PathBuf {
+    if let Some(path) = std::env::var_os("TAURI_DRIVER") {
+        return PathBuf::from(path);
+    }
+    let in_cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")))
+        .map(|home| home.join("bin/tauri-driver"));
+    match in_cargo_home {
+        Some(path) if path.exists() => path,
+        _ => PathBuf::from("tauri-driver"),
+    }
+}
+
+/// The driver's and app's stderr, kept beside the test's data folder: output
+/// from the app must not go to the test runner's pipes (nextest reports it as
+/// a leak) yet stays readable when a test fails.
+fn log_file(dir: &Path) -> Stdio {
+    std::fs::File::create(dir.join("driver.log"))
+        .map(Stdio::from)
+        .unwrap_or_else(|_| Stdio::null())
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("find a free loopback port")
+}
+
+fn wait_for_port(port: u16, timeout: Duration) {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + timeout;
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "tauri-driver did not listen on port {port}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
