@@ -1,5 +1,5 @@
 # WA Device Admin: `make run` to start the app, `make test` to check everything.
-# Both install what is missing first (Debian/Ubuntu: apt packages, npm ci).
+# Both install what is missing first (Debian/Ubuntu: apt packages, npm packages).
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -49,7 +49,10 @@ deps: $(UI_STAMP)
 $(UI_STAMP): ui/package.json ui/package-lock.json
 	@command -v npm >/dev/null || { $(call install_debs,nodejs npm); }
 	@node -e 'const [a,b]=process.versions.node.split(".").map(Number); if (a<20||(a===20&&b<19)) { console.error("Node.js >= 20.19 is needed, found "+process.version); process.exit(1) }'
-	npm --prefix ui ci --no-audit --no-fund
+	@# Not `npm ci`: the lock cannot list the Tauri CLI's binaries for other
+	@# platforms (the registry reachable here does not serve them), and `npm ci`
+	@# refuses such a lock. `--no-save` still installs exactly the locked versions.
+	npm --prefix ui install --no-save --no-audit --no-fund
 	@touch $@
 
 test-deps: deps
