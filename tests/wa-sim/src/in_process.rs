@@ -67,7 +67,11 @@ impl TransportFactory for InProcessTransportFactory {
             while let Some(out) = from_server.recv().await {
                 match out {
                     LinkOut::Data(bytes) => {
-                        if events.send(TransportEvent::DataReceived(bytes)).await.is_err() {
+                        if events
+                            .send(TransportEvent::DataReceived(bytes))
+                            .await
+                            .is_err()
+                        {
                             return;
                         }
                     }

@@ -18,7 +18,8 @@ struct Options {
     max_companions: usize,
 }
 
-const USAGE: &str = "usage: wa-sim --listen 127.0.0.1:PORT --control 127.0.0.1:PORT [--max-companions N]";
+const USAGE: &str =
+    "usage: wa-sim --listen 127.0.0.1:PORT --control 127.0.0.1:PORT [--max-companions N]";
 
 fn parse_options() -> Result<Options, String> {
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
@@ -52,7 +53,9 @@ fn parse_addr(text: &str) -> Result<SocketAddr, String> {
     if addr.ip().is_loopback() {
         Ok(addr)
     } else {
-        Err(format!("{text} is not a loopback address; wa-sim only listens on loopback"))
+        Err(format!(
+            "{text} is not a loopback address; wa-sim only listens on loopback"
+        ))
     }
 }
 

@@ -5,12 +5,12 @@
 //! view (`(write, read)` of the client), so the responder reads with the
 //! first key and writes with the second.
 
-use wacore_noise::NoiseHandshake;
 use wacore::libsignal::protocol::{KeyPair, PublicKey};
-use wacore_noise::NoiseCipher;
 use wacore_binary::consts::{
     NOISE_PATTERN_IK, NOISE_PATTERN_XX, NOISE_PATTERN_XXFALLBACK, WA_CONN_HEADER,
 };
+use wacore_noise::NoiseCipher;
+use wacore_noise::NoiseHandshake;
 use waproto::buffa::{Message as _, MessageField};
 use waproto::whatsapp::{self as wa, HandshakeMessage};
 
@@ -116,7 +116,12 @@ pub(crate) fn answer_client_hello(
     )?;
     match (hello.r#static.as_deref(), hello.payload.as_deref()) {
         (Some(encrypted_static), Some(encrypted_payload)) => {
-            match try_ik(identity, client_ephemeral, encrypted_static, encrypted_payload) {
+            match try_ik(
+                identity,
+                client_ephemeral,
+                encrypted_static,
+                encrypted_payload,
+            ) {
                 Ok(reply) => Ok(reply),
                 Err(_) => answer_xx(identity, client_ephemeral, HandshakeKind::XxFallback),
             }
@@ -234,8 +239,11 @@ fn try_ik(
     let encrypted_cert = noise
         .encrypt(&identity.cert_chain)
         .map_err(crypto("cert"))?;
-    let server_hello =
-        server_hello_bytes(ephemeral.public_key.public_key_bytes(), None, encrypted_cert);
+    let server_hello = server_hello_bytes(
+        ephemeral.public_key.public_key_bytes(),
+        None,
+        encrypted_cert,
+    );
     let (client_write, client_read) = noise.finish().map_err(crypto("split"))?;
     Ok(HelloReply::Done {
         server_hello,

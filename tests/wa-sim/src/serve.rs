@@ -18,7 +18,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request as WsRequest, Response as WsResponse};
+use tokio_tungstenite::tungstenite::handshake::server::{
+    ErrorResponse, Request as WsRequest, Response as WsResponse,
+};
 
 use crate::session::{Link, LinkOut};
 use crate::sim::{Fault, Simulator};
@@ -184,6 +186,13 @@ async fn serve_control(sim: Simulator, stream: TcpStream) {
 
 type Reply = Response<Full<Bytes>>;
 
+/// A refused control request: status and JSON body (kept small so that
+/// `Result<_, Refusal>` stays cheap to pass around).
+struct Refusal {
+    status: StatusCode,
+    body: serde_json::Value,
+}
+
 fn reply(status: StatusCode, body: &serde_json::Value) -> Reply {
     let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
     *response.status_mut() = status;
@@ -194,14 +203,14 @@ fn reply(status: StatusCode, body: &serde_json::Value) -> Reply {
     response
 }
 
-fn bad_request(message: impl std::fmt::Display) -> Reply {
-    reply(
-        StatusCode::BAD_REQUEST,
-        &json!({ "error": "bad_request", "detail": message.to_string() }),
-    )
+fn bad_request(message: impl std::fmt::Display) -> Refusal {
+    Refusal {
+        status: StatusCode::BAD_REQUEST,
+        body: json!({ "error": "bad_request", "detail": message.to_string() }),
+    }
 }
 
-fn phone_error(e: &PhoneError) -> Reply {
+fn phone_error(e: &PhoneError) -> Refusal {
     let status = match e {
         PhoneError::UnknownDevice(_) | PhoneError::UnknownQr | PhoneError::NoPendingCode => {
             StatusCode::NOT_FOUND
@@ -211,7 +220,7 @@ fn phone_error(e: &PhoneError) -> Reply {
     };
     let mut body = serde_json::to_value(e).unwrap_or_else(|_| json!({}));
     body["message"] = json!(e.to_string());
-    reply(status, &body)
+    Refusal { status, body }
 }
 
 #[derive(Deserialize)]
@@ -238,7 +247,7 @@ fn default_wait_ms() -> u64 {
     10_000
 }
 
-fn parse_jid(text: &str) -> Result<Jid, Reply> {
+fn parse_jid(text: &str) -> Result<Jid, Refusal> {
     text.parse::<Jid>()
         .map_err(|_| bad_request(format!("not a JID: {text}")))
 }
@@ -264,7 +273,9 @@ fn percent_decode(segment: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-async fn json_body<T: serde::de::DeserializeOwned>(request: Request<Incoming>) -> Result<T, Reply> {
+async fn json_body<T: serde::de::DeserializeOwned>(
+    request: Request<Incoming>,
+) -> Result<T, Refusal> {
     let body = request
         .into_body()
         .collect()
@@ -276,11 +287,15 @@ async fn json_body<T: serde::de::DeserializeOwned>(request: Request<Incoming>) -
 
 async fn route(sim: Simulator, request: Request<Incoming>) -> Reply {
     match route_inner(sim, request).await {
-        Ok(reply) | Err(reply) => reply,
+        Ok(body) => reply(StatusCode::OK, &body),
+        Err(refusal) => reply(refusal.status, &refusal.body),
     }
 }
 
-async fn route_inner(sim: Simulator, request: Request<Incoming>) -> Result<Reply, Reply> {
+async fn route_inner(
+    sim: Simulator,
+    request: Request<Incoming>,
+) -> Result<serde_json::Value, Refusal> {
     let path = request.uri().path().to_string();
     let segments: Vec<String> = path
         .trim_matches('/')
@@ -289,7 +304,7 @@ async fn route_inner(sim: Simulator, request: Request<Incoming>) -> Result<Reply
         .collect();
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
     let method = request.method().as_str().to_string();
-    let ok = |body: serde_json::Value| Ok(reply(StatusCode::OK, &body));
+    let ok = Ok::<serde_json::Value, Refusal>;
     match (method.as_str(), segments.as_slice()) {
         ("GET", ["health"]) => ok(json!({ "ok": true })),
         ("GET", ["phones"]) => ok(json!(sim.phones())),
@@ -314,9 +329,7 @@ async fn route_inner(sim: Simulator, request: Request<Incoming>) -> Result<Reply
                 Err(e) => Err(phone_error(&e)),
             }
         }
-        ("GET", ["phones", number, "devices"]) => {
-            ok(json!(sim.phone(number).linked_devices()))
-        }
+        ("GET", ["phones", number, "devices"]) => ok(json!(sim.phone(number).linked_devices())),
         ("DELETE", ["phones", number, "devices", jid]) => {
             let jid = parse_jid(jid)?;
             match sim.phone(number).remove_device(&jid) {
@@ -339,15 +352,15 @@ async fn route_inner(sim: Simulator, request: Request<Incoming>) -> Result<Reply
             };
             match outcome {
                 Ok(()) => ok(json!({ "ok": true })),
-                Err(e) => Err(reply(
-                    StatusCode::REQUEST_TIMEOUT,
-                    &json!({ "error": "timeout", "detail": e.to_string() }),
-                )),
+                Err(e) => Err(Refusal {
+                    status: StatusCode::REQUEST_TIMEOUT,
+                    body: json!({ "error": "timeout", "detail": e.to_string() }),
+                }),
             }
         }
-        _ => Err(reply(
-            StatusCode::NOT_FOUND,
-            &json!({ "error": "not_found", "detail": format!("{method} {path}") }),
-        )),
+        _ => Err(Refusal {
+            status: StatusCode::NOT_FOUND,
+            body: json!({ "error": "not_found", "detail": format!("{method} {path}") }),
+        }),
     }
 }

@@ -14,8 +14,8 @@ use crate::error::{PhoneError, SimError};
 use crate::noise::{self, Established, HelloReply, TransportCipher};
 use crate::phone_crypto;
 use crate::sim::{
-    LinkTicket, LogoutReply, PendingCode, QrRef, Registration, SessionEntry, SessionRole,
-    SimEvent, Simulator, unix_now,
+    LinkTicket, LogoutReply, PendingCode, QrRef, Registration, SessionEntry, SessionRole, SimEvent,
+    Simulator, unix_now,
 };
 
 /// The byte pipe between a client and its session, whatever carries it
@@ -268,8 +268,8 @@ impl Session {
 
     async fn send_raw(&mut self, payload: &[u8]) -> Result<(), SimError> {
         self.delay().await;
-        let framed = encode_frame(payload, None)
-            .map_err(|e| SimError::Protocol(format!("framing: {e}")))?;
+        let framed =
+            encode_frame(payload, None).map_err(|e| SimError::Protocol(format!("framing: {e}")))?;
         self.outbound
             .send(LinkOut::Data(Bytes::from(framed)))
             .map_err(|_| SimError::Closed)
@@ -505,8 +505,8 @@ impl Session {
             "iq" => {
                 let kind = attr(&node, "type").unwrap_or_default();
                 if kind == "result" || kind == "error" {
-                    if let Some(answer) = attr(&node, "id")
-                        .and_then(|id| self.awaiting_answer.remove(&id))
+                    if let Some(answer) =
+                        attr(&node, "id").and_then(|id| self.awaiting_answer.remove(&id))
                     {
                         let _ = answer.send(node);
                     }
@@ -665,9 +665,9 @@ impl Session {
             return iq_error(id, 400, "bad-request");
         };
         let (Some(bundle), Some(companion_identity)) = (bundle, companion_identity) else {
-            let _ = waiting
-                .outcome
-                .send(Err(PhoneError::CompanionRejected("bad companion_finish".into())));
+            let _ = waiting.outcome.send(Err(PhoneError::CompanionRejected(
+                "bad companion_finish".into(),
+            )));
             return iq_error(id, 400, "bad-request");
         };
         match phone_crypto::open_key_bundle(&waiting.hello, &identity, &bundle, &companion_identity)

@@ -131,15 +131,26 @@ fn as_string<S: serde::Serializer>(jid: &Jid, s: S) -> Result<S::Ok, S::Error> {
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum SimEvent {
     /// A handshake completed for an unpaired device and QR refs were sent.
-    RegistrationStarted { session: u64, handshake: HandshakeKind },
+    RegistrationStarted {
+        session: u64,
+        handshake: HandshakeKind,
+    },
     /// A pairing code was requested for `phone`.
     PairingCodeRequested { session: u64, phone: String },
     /// The phone linked `jid` (the companion signed `pair-success`).
     Paired { jid: String, with: &'static str },
     /// A linked device logged in; `handshake` tells IK from XX / fallback.
-    LoggedIn { session: u64, jid: String, handshake: HandshakeKind },
+    LoggedIn {
+        session: u64,
+        jid: String,
+        handshake: HandshakeKind,
+    },
     /// A login was refused with `<failure reason=..>`.
-    LoginRefused { phone: String, device: u16, reason: u16 },
+    LoginRefused {
+        phone: String,
+        device: u16,
+        reason: u16,
+    },
     /// `jid` was unlinked, by the companion's logout or from the phone.
     Unlinked { jid: String, by: &'static str },
     /// The server answered `remove-companion-device` without unlinking.
@@ -270,13 +281,19 @@ impl Simulator {
     pub fn phone(&self, number: &str) -> Phone {
         let number: String = number.chars().filter(char::is_ascii_digit).collect();
         self.with_state(|state| {
-            state.phones.entry(number.clone()).or_insert_with(|| PhoneRecord {
-                identity: wacore::crypto::generate_curve_key_pair(),
-                lid_user: format!("{}", rand::random_range(100_000_000_000_000u64..999_999_999_999_999)),
-                next_device: 1,
-                next_key_index: 1,
-                linked: BTreeMap::new(),
-            });
+            state
+                .phones
+                .entry(number.clone())
+                .or_insert_with(|| PhoneRecord {
+                    identity: wacore::crypto::generate_curve_key_pair(),
+                    lid_user: format!(
+                        "{}",
+                        rand::random_range(100_000_000_000_000u64..999_999_999_999_999)
+                    ),
+                    next_device: 1,
+                    next_key_index: 1,
+                    linked: BTreeMap::new(),
+                });
         });
         Phone {
             sim: self.clone(),
@@ -315,7 +332,11 @@ impl Simulator {
     }
 
     /// Waits until `jid` has a logged-in connection.
-    pub async fn wait_for_connected(&self, jid: &Jid, timeout: Duration) -> Result<(), WaitTimeout> {
+    pub async fn wait_for_connected(
+        &self,
+        jid: &Jid,
+        timeout: Duration,
+    ) -> Result<(), WaitTimeout> {
         let jid = jid.clone();
         self.wait_until(timeout, &format!("{jid} to log in"), |sim| {
             sim.online_devices().iter().any(|j| *j == jid)
@@ -461,10 +482,7 @@ impl Simulator {
 
     /// Injects `fault`; fails only on a malformed JID.
     pub fn inject(&self, fault: Fault) -> Result<(), String> {
-        let parse = |jid: &str| {
-            jid.parse::<Jid>()
-                .map_err(|_| format!("not a JID: {jid}"))
-        };
+        let parse = |jid: &str| jid.parse::<Jid>().map_err(|_| format!("not a JID: {jid}"));
         match fault {
             Fault::DropConnections => self.drop_connections(),
             Fault::Stall => self.stall(),
@@ -715,15 +733,17 @@ impl Phone {
             }
         })?;
 
-        let hello = tokio::task::spawn_blocking(move || {
-            phone_crypto::primary_hello(&wrapped, &code)
-        })
-        .await
-        .map_err(|_| PhoneError::CompanionGone)?;
+        let hello =
+            tokio::task::spawn_blocking(move || phone_crypto::primary_hello(&wrapped, &code))
+                .await
+                .map_err(|_| PhoneError::CompanionGone)?;
         let wrapped_primary = hello.wrapped_ephemeral;
         let (outcome_tx, outcome_rx) = oneshot::channel();
         let identity_public = self.sim.with_state(|s| {
-            let entry = s.sessions.get_mut(&session).ok_or(PhoneError::CompanionGone)?;
+            let entry = s
+                .sessions
+                .get_mut(&session)
+                .ok_or(PhoneError::CompanionGone)?;
             let SessionRole::Registering(r) = &mut entry.role else {
                 return Err(PhoneError::CompanionGone);
             };
@@ -787,9 +807,11 @@ impl Phone {
             phone.linked.remove(&device);
             for entry in s.sessions.values() {
                 if matches!(&entry.role, SessionRole::LoggedIn { jid: j } if j == jid) {
-                    let _ = entry.commands.send(SessionCommand::End(Some(
-                        stream_error_conflict("device_removed"),
-                    )));
+                    let _ = entry
+                        .commands
+                        .send(SessionCommand::End(Some(stream_error_conflict(
+                            "device_removed",
+                        ))));
                 }
             }
             s.events.push(SimEvent::Unlinked {
@@ -829,7 +851,12 @@ impl Phone {
             phone.next_device = phone.next_device.wrapping_add(1).max(1);
             let key_index = phone.next_key_index;
             phone.next_key_index += 1;
-            Ok::<_, PhoneError>((device, key_index, phone.lid_user.clone(), phone.identity.clone()))
+            Ok::<_, PhoneError>((
+                device,
+                key_index,
+                phone.lid_user.clone(),
+                phone.identity.clone(),
+            ))
         })?;
         let jid = Jid::pn_device(self.number.as_str(), device);
         let lid = Jid::lid_device(lid_user.as_str(), device);

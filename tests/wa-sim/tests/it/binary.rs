@@ -41,9 +41,14 @@ async fn stops_cleanly_on_sigterm() {
 async fn max_companions_flag_is_honoured() {
     let target = Target::Binary(BinarySim::start(&["--max-companions", "1"]).await);
     let (first, _jid, _backend) = flows::pair(&target).await;
-    let second = target.client(&new_backend(), ClientOptions::default()).await;
+    let second = target
+        .client(&new_backend(), ClientOptions::default())
+        .await;
     let qr = second.next_qr().await;
-    assert_eq!(target.scan(PHONE, &qr).await, Err("device_limit".to_string()));
+    assert_eq!(
+        target.scan(PHONE, &qr).await,
+        Err("device_limit".to_string())
+    );
     assert_eq!(target.devices(PHONE).await.len(), 1);
     second.stop().await;
     first.stop().await;

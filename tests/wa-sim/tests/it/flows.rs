@@ -37,11 +37,20 @@ async fn refusals(target: &Target, reason: u16) -> usize {
 }
 
 /// Pairs a new client by QR and waits until both sides see it connected.
-pub async fn pair(target: &Target) -> (TestClient, String, std::sync::Arc<whatsapp_rust::wacore::store::InMemoryBackend>) {
+pub async fn pair(
+    target: &Target,
+) -> (
+    TestClient,
+    String,
+    std::sync::Arc<whatsapp_rust::wacore::store::InMemoryBackend>,
+) {
     let backend = new_backend();
     let client = target.client(&backend, ClientOptions::default()).await;
     let qr = client.next_qr().await;
-    let jid = target.scan(PHONE, &qr).await.expect("the phone links the device");
+    let jid = target
+        .scan(PHONE, &qr)
+        .await
+        .expect("the phone links the device");
     client
         .events
         .wait_for("PairSuccess", |e| matches!(e, Event::PairSuccess(_)))
@@ -79,7 +88,10 @@ pub async fn pairing_code(target: &Target) {
         .await;
     let code = client.pairing_code().await;
     assert_eq!(code.chars().filter(char::is_ascii_alphanumeric).count(), 8);
-    let jid = target.enter_code(PHONE, &code).await.expect("the code links the device");
+    let jid = target
+        .enter_code(PHONE, &code)
+        .await
+        .expect("the code links the device");
     client
         .events
         .wait_for("PairSuccess", |e| matches!(e, Event::PairSuccess(_)))
@@ -117,10 +129,15 @@ pub async fn wrong_pairing_code(target: &Target) {
     );
     client
         .events
-        .wait_for("PairingCodeError", |e| matches!(e, Event::PairingCodeError(_)))
+        .wait_for("PairingCodeError", |e| {
+            matches!(e, Event::PairingCodeError(_))
+        })
         .await;
     assert!(target.devices(PHONE).await.is_empty());
-    assert_eq!(client.events.count(|e| matches!(e, Event::PairSuccess(_))), 0);
+    assert_eq!(
+        client.events.count(|e| matches!(e, Event::PairSuccess(_))),
+        0
+    );
     assert_eq!(client.events.count(|e| matches!(e, Event::Connected(_))), 0);
     client.stop().await;
 }
@@ -162,9 +179,10 @@ pub async fn logout(target: &Target) {
     client.client.logout().await;
     client
         .events
-        .wait_for("LoggedOut", |e| {
-            matches!(e, Event::LoggedOut(l) if !l.on_connect)
-        })
+        .wait_for(
+            "LoggedOut",
+            |e| matches!(e, Event::LoggedOut(l) if !l.on_connect),
+        )
         .await;
     assert!(target.devices(PHONE).await.is_empty());
     let unlinked = sim_events(target, "unlinked", &jid).await;
@@ -175,9 +193,10 @@ pub async fn logout(target: &Target) {
     let client = target.client(&backend, ClientOptions::default()).await;
     client
         .events
-        .wait_for("LoggedOut on connect", |e| {
-            matches!(e, Event::LoggedOut(l) if l.on_connect)
-        })
+        .wait_for(
+            "LoggedOut on connect",
+            |e| matches!(e, Event::LoggedOut(l) if l.on_connect),
+        )
         .await;
     assert_eq!(refusals(target, 401).await, 1);
     assert_eq!(client.events.count(|e| matches!(e, Event::Connected(_))), 0);
@@ -222,9 +241,10 @@ pub async fn device_removed_from_phone(target: &Target) {
     let client = target.client(&backend, ClientOptions::default()).await;
     client
         .events
-        .wait_for("LoggedOut on connect", |e| {
-            matches!(e, Event::LoggedOut(l) if l.on_connect)
-        })
+        .wait_for(
+            "LoggedOut on connect",
+            |e| matches!(e, Event::LoggedOut(l) if l.on_connect),
+        )
         .await;
     assert_eq!(refusals(target, 401).await, 1);
     client.stop().await;
@@ -341,7 +361,9 @@ pub async fn qr_refs_exhausted(target: &Target) {
         })
         .await;
     assert_eq!(
-        client.events.count(|e| matches!(e, Event::PairingQrCode(_))),
+        client
+            .events
+            .count(|e| matches!(e, Event::PairingQrCode(_))),
         6
     );
     assert!(target.devices(PHONE).await.is_empty());
@@ -363,7 +385,10 @@ pub async fn fifth_device_refused(target: &Target) {
         Err("device_limit".to_string())
     );
     assert_eq!(target.devices(PHONE).await.len(), 4);
-    assert_eq!(fifth.events.count(|e| matches!(e, Event::PairSuccess(_))), 0);
+    assert_eq!(
+        fifth.events.count(|e| matches!(e, Event::PairSuccess(_))),
+        0
+    );
     fifth.stop().await;
     for client in clients {
         client.stop().await;

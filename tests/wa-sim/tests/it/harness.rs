@@ -387,7 +387,11 @@ impl Target {
         }
     }
 
-    pub async fn client(&self, backend: &Arc<InMemoryBackend>, options: ClientOptions) -> TestClient {
+    pub async fn client(
+        &self,
+        backend: &Arc<InMemoryBackend>,
+        options: ClientOptions,
+    ) -> TestClient {
         TestClient::start(self.factory(), backend.clone(), options).await
     }
 
@@ -402,7 +406,11 @@ impl Target {
                 .map_err(|e| error_name(&e)),
             Self::Binary(bin) => {
                 let (status, body) = bin
-                    .http("POST", &format!("/phones/{phone}/scan"), Some(&json!({ "qr": qr })))
+                    .http(
+                        "POST",
+                        &format!("/phones/{phone}/scan"),
+                        Some(&json!({ "qr": qr })),
+                    )
                     .await;
                 http_outcome(status, &body)
             }
@@ -439,7 +447,9 @@ impl Target {
                 .map(|d| d.jid.to_string())
                 .collect(),
             Self::Binary(bin) => {
-                let (status, body) = bin.http("GET", &format!("/phones/{phone}/devices"), None).await;
+                let (status, body) = bin
+                    .http("GET", &format!("/phones/{phone}/devices"), None)
+                    .await;
                 assert_eq!(status, 200, "{body}");
                 body.as_array()
                     .expect("device list")

@@ -12,10 +12,15 @@ use crate::harness::{ClientOptions, Factory, PHONE, TestClient, new_backend};
 #[tokio::test]
 async fn expired_qr_ref_is_refused() {
     let sim = Simulator::new(SimConfig::default());
+    // Real-time client timers: jumping the clock 61 s must not also run the
+    // client through all its QR refs and close the connection.
     let client = TestClient::start(
         Factory::InProcess(sim.transport_factory()),
         new_backend(),
-        ClientOptions::default(),
+        ClientOptions {
+            factor: 1,
+            ..ClientOptions::default()
+        },
     )
     .await;
     let qr = client.next_qr().await;
@@ -31,9 +36,15 @@ async fn expired_qr_ref_is_refused() {
 async fn malformed_and_unknown_qr_codes_are_refused() {
     let sim = Simulator::default();
     let phone = sim.phone(PHONE);
-    assert_eq!(phone.scan("not a qr code").await, Err(PhoneError::MalformedQr));
+    assert_eq!(
+        phone.scan("not a qr code").await,
+        Err(PhoneError::MalformedQr)
+    );
     let key = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
     let unknown = format!("2@nothing,{key},{key},{key},1");
     assert_eq!(phone.scan(&unknown).await, Err(PhoneError::UnknownQr));
-    assert_eq!(phone.enter_code("ABCD-EFGH").await, Err(PhoneError::NoPendingCode));
+    assert_eq!(
+        phone.enter_code("ABCD-EFGH").await,
+        Err(PhoneError::NoPendingCode)
+    );
 }
