@@ -43,7 +43,6 @@ pub(crate) fn signed_device_identity(
         account_signature_key: Some(phone_identity.public_key.public_key_bytes().to_vec()),
         account_signature: Some(account_signature.to_vec()),
         device_signature: None,
-        ..Default::default()
     }
     .encode_to_vec();
     let hmac = hmac_sha256(adv_secret, &signed);

@@ -120,6 +120,8 @@ async fn accept_loop(
 }
 
 async fn serve_websocket(sim: Simulator, stream: TcpStream) {
+    // The error type is tungstenite's, fixed by its callback signature.
+    #[allow(clippy::result_large_err)]
     let check_path = |request: &WsRequest, response: WsResponse| {
         if request.uri().path() == WS_PATH {
             Ok(response)

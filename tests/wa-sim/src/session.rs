@@ -176,6 +176,9 @@ impl Session {
     /// Returns whether the connection should end abruptly.
     async fn serve(&mut self) -> Result<bool, SimError> {
         let Some(established) = self.handshake().await? else {
+            if self.stalled {
+                return self.stay_silent().await;
+            }
             return Ok(true);
         };
         if let Flow::Stop { abrupt } = self.start(established).await? {
@@ -189,6 +192,19 @@ impl Session {
             };
             if let Flow::Stop { abrupt } = flow {
                 return Ok(abrupt);
+            }
+        }
+    }
+
+    /// A stalled connection ignores everything until it is closed or told
+    /// to end.
+    async fn stay_silent(&mut self) -> Result<bool, SimError> {
+        loop {
+            match self.next_input().await {
+                Input::Closed => return Err(SimError::Closed),
+                Input::Command(SessionCommand::Drop) => return Ok(true),
+                Input::Command(SessionCommand::End(_)) => return Ok(false),
+                Input::Frame(_) | Input::Command(_) => {}
             }
         }
     }
@@ -231,7 +247,10 @@ impl Session {
                 Input::Frame(frame) => return Ok(Some(frame)),
                 Input::Closed => return Err(SimError::Closed),
                 Input::Command(SessionCommand::Drop | SessionCommand::End(_)) => return Ok(None),
-                Input::Command(SessionCommand::Stall) => self.stalled = true,
+                Input::Command(SessionCommand::Stall) => {
+                    self.stalled = true;
+                    return Ok(None);
+                }
                 Input::Command(_) => {}
             }
         }
@@ -241,9 +260,6 @@ impl Session {
         let Some(hello) = self.next_handshake_frame().await? else {
             return Ok(None);
         };
-        if self.stalled {
-            return Ok(None);
-        }
         let identity = self.sim.read_state(|s| s.identity.clone());
         match noise::answer_client_hello(&identity, &hello)? {
             HelloReply::Done {
@@ -392,9 +408,12 @@ impl Session {
                 && *until > now
             {
                 let expire = until.duration_since(now).as_secs().max(1);
-                return Err(failure("402")
-                    .attr("code", code.to_string())
-                    .attr("expire", expire.to_string()));
+                return Err(Box::new(
+                    NodeBuilder::new("failure")
+                        .attr("reason", "402")
+                        .attr("code", code.to_string())
+                        .attr("expire", expire.to_string()),
+                ));
             }
             if s.faults.refuse_logins_with_503 > 0 {
                 s.faults.refuse_logins_with_503 -= 1;
@@ -436,7 +455,7 @@ impl Session {
                 Ok(Flow::Continue)
             }
             Err(refusal) => {
-                let node = refusal.build();
+                let node = (*refusal).build();
                 let reason = node
                     .attrs
                     .get("reason")
@@ -736,8 +755,9 @@ fn iq_error(id: &str, code: u16, text: &'static str) -> Node {
         .build()
 }
 
-fn failure(reason: &'static str) -> NodeBuilder {
-    NodeBuilder::new("failure").attr("reason", reason)
+/// A login refusal, boxed: nodes are large and travel in `Err`.
+fn failure(reason: &'static str) -> Box<NodeBuilder> {
+    Box::new(NodeBuilder::new("failure").attr("reason", reason))
 }
 
 /// Every requested collection is reported empty and up to date.

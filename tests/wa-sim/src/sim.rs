@@ -339,7 +339,7 @@ impl Simulator {
     ) -> Result<(), WaitTimeout> {
         let jid = jid.clone();
         self.wait_until(timeout, &format!("{jid} to log in"), |sim| {
-            sim.online_devices().iter().any(|j| *j == jid)
+            sim.online_devices().contains(&jid)
         })
         .await
     }
@@ -348,7 +348,7 @@ impl Simulator {
     pub async fn wait_for_offline(&self, jid: &Jid, timeout: Duration) -> Result<(), WaitTimeout> {
         let jid = jid.clone();
         self.wait_until(timeout, &format!("{jid} to go offline"), |sim| {
-            !sim.online_devices().iter().any(|j| *j == jid)
+            !sim.online_devices().contains(&jid)
         })
         .await
     }

@@ -39,7 +39,7 @@ async fn stops_cleanly_on_sigterm() {
 /// second scan on the same phone is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_companions_flag_is_honoured() {
-    let target = Target::Binary(BinarySim::start(&["--max-companions", "1"]).await);
+    let target = Target::Binary(Box::new(BinarySim::start(&["--max-companions", "1"]).await));
     let (first, _jid, _backend) = flows::pair(&target).await;
     let second = target
         .client(&new_backend(), ClientOptions::default())

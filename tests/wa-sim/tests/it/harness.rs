@@ -366,7 +366,7 @@ impl BinarySim {
 /// Where a flow runs: the library in process, or the binary over loopback.
 pub enum Target {
     InProcess(Simulator),
-    Binary(BinarySim),
+    Binary(Box<BinarySim>),
 }
 
 impl Target {
@@ -375,7 +375,7 @@ impl Target {
     }
 
     pub async fn binary() -> Self {
-        Self::Binary(BinarySim::start(&[]).await)
+        Self::Binary(Box::new(BinarySim::start(&[]).await))
     }
 
     pub fn factory(&self) -> Factory {
