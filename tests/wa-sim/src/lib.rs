@@ -23,3 +23,21 @@ pub use noise::HandshakeKind;
 pub use serve::{Endpoints, ServeError, serve};
 pub use sim::{Fault, LinkedDevice, LogoutReply, Phone, SimConfig, SimEvent, Simulator};
 pub use wacore_binary::Jid;
+
+/// The QR string of a client's `Event::PairingQrCode`, to hand to
+/// [`Phone::scan`]. (`whatsapp_rust::types::events::Event` is this type.)
+pub fn pairing_qr(event: &wacore::types::events::Event) -> Option<&str> {
+    match event {
+        wacore::types::events::Event::PairingQrCode(qr) => Some(qr.code.as_str()),
+        _ => None,
+    }
+}
+
+/// The code of a client's `Event::PairingCode`, to hand to
+/// [`Phone::enter_code`].
+pub fn pairing_code(event: &wacore::types::events::Event) -> Option<&str> {
+    match event {
+        wacore::types::events::Event::PairingCode(code) => Some(code.code.as_str()),
+        _ => None,
+    }
+}

@@ -307,6 +307,11 @@ async fn route_inner(
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
     let method = request.method().as_str().to_string();
     let ok = Ok::<serde_json::Value, Refusal>;
+    if let ["phones", number, ..] = segments.as_slice()
+        && (number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(bad_request("a phone number is digits only"));
+    }
     match (method.as_str(), segments.as_slice()) {
         ("GET", ["health"]) => ok(json!({ "ok": true })),
         ("GET", ["phones"]) => ok(json!(sim.phones())),

@@ -7,7 +7,7 @@ use serde_json::Value;
 use wa_sim::{Fault, LogoutReply};
 use whatsapp_rust::types::events::Event;
 
-use crate::harness::{ClientOptions, PHONE, STALL_WAIT, Target, TestClient, new_backend};
+use crate::harness::{ClientOptions, PHONE, STALL_WAIT, Target, TestClient, WAIT, new_backend};
 
 /// Simulator events of kind `event` about `jid`.
 async fn sim_events(target: &Target, event: &str, jid: &str) -> Vec<Value> {
@@ -51,11 +51,20 @@ pub async fn pair(
         .scan(PHONE, &qr)
         .await
         .expect("the phone links the device");
-    client
+    let connected = client
         .events
-        .wait_for("PairSuccess", |e| matches!(e, Event::PairSuccess(_)))
+        .try_wait_nth(WAIT, 1, |e| matches!(e, Event::Connected(_)))
         .await;
-    client.wait_connected(1).await;
+    assert!(
+        connected.is_some(),
+        "no Connected after pairing; client events {:?}; simulator events {:?}",
+        client.events.summaries(),
+        target.events().await
+    );
+    assert_eq!(
+        client.events.count(|e| matches!(e, Event::PairSuccess(_))),
+        1
+    );
     target.wait_online(&jid).await;
     (client, jid, backend)
 }

@@ -130,22 +130,40 @@ impl EventLog {
         what: &str,
         matches: impl Fn(&Event) -> bool,
     ) -> Arc<Event> {
+        match self.try_wait_nth(timeout, n, matches).await {
+            Some(found) => found,
+            None => panic!(
+                "timed out waiting for {what}; client events: {:?}",
+                self.summaries()
+            ),
+        }
+    }
+
+    /// Like `wait_nth_within`, but `None` on timeout.
+    pub async fn try_wait_nth(
+        &self,
+        timeout: Duration,
+        n: usize,
+        matches: impl Fn(&Event) -> bool,
+    ) -> Option<Arc<Event>> {
         let mut changes = self.changed.subscribe();
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             if let Some(found) = self.all().into_iter().filter(|e| matches(e)).nth(n - 1) {
-                return found;
+                return Some(found);
             }
             if tokio::time::timeout_at(deadline, changes.changed())
                 .await
                 .is_err()
             {
-                panic!(
-                    "timed out waiting for {what}; client events: {:?}",
-                    self.all().iter().map(|e| summary(e)).collect::<Vec<_>>()
-                );
+                return None;
             }
         }
+    }
+
+    /// Event names only, for failure messages.
+    pub fn summaries(&self) -> Vec<String> {
+        self.all().iter().map(|e| summary(e)).collect()
     }
 
     pub async fn wait_for(&self, what: &str, matches: impl Fn(&Event) -> bool) -> Arc<Event> {
@@ -256,10 +274,9 @@ impl TestClient {
             .events
             .wait_for("a QR code", |e| matches!(e, Event::PairingQrCode(_)))
             .await;
-        match &*event {
-            Event::PairingQrCode(qr) => qr.code.clone(),
-            _ => unreachable!("filtered on PairingQrCode"),
-        }
+        wa_sim::pairing_qr(&event)
+            .expect("filtered on PairingQrCode")
+            .to_string()
     }
 
     pub async fn pairing_code(&self) -> String {
@@ -267,10 +284,9 @@ impl TestClient {
             .events
             .wait_for("a pairing code", |e| matches!(e, Event::PairingCode(_)))
             .await;
-        match &*event {
-            Event::PairingCode(code) => code.code.clone(),
-            _ => unreachable!("filtered on PairingCode"),
-        }
+        wa_sim::pairing_code(&event)
+            .expect("filtered on PairingCode")
+            .to_string()
     }
 }
 
