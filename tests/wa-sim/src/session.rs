@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use wacore_binary::builder::NodeBuilder;
 use wacore_binary::{Jid, Node, NodeContent};
@@ -35,11 +35,15 @@ pub(crate) enum LinkOut {
     },
 }
 
+/// Runs on the answer to a server-sent IQ.
+pub(crate) type AnswerHandler = Box<dyn FnOnce(Node) + Send + Sync>;
+
 /// Orders the simulator (a test, the phone) gives a live session.
 pub(crate) enum SessionCommand {
     Send(Node),
-    /// Send an IQ and hand its answer (`result` or `error`) to the sender.
-    Request(Node, oneshot::Sender<Node>),
+    /// Send an IQ and run the handler on its answer (`result` or `error`),
+    /// inside the session, before any later frame is read.
+    Request(Node, AnswerHandler),
     /// Send the node if any, then close the connection.
     End(Option<Node>),
     /// Close the connection abruptly.
@@ -127,7 +131,7 @@ struct Session {
     framer: InboundFramer,
     cipher: Option<TransportCipher>,
     stalled: bool,
-    awaiting_answer: HashMap<String, oneshot::Sender<Node>>,
+    awaiting_answer: HashMap<String, AnswerHandler>,
     jid: Option<Jid>,
 }
 
@@ -524,10 +528,10 @@ impl Session {
             "iq" => {
                 let kind = attr(&node, "type").unwrap_or_default();
                 if kind == "result" || kind == "error" {
-                    if let Some(answer) =
+                    if let Some(on_answer) =
                         attr(&node, "id").and_then(|id| self.awaiting_answer.remove(&id))
                     {
-                        let _ = answer.send(node);
+                        on_answer(node);
                     }
                     return Ok(Flow::Continue);
                 }

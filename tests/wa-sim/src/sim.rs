@@ -12,13 +12,13 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use wacore::libsignal::protocol::KeyPair;
-use wacore_binary::Jid;
 use wacore_binary::builder::NodeBuilder;
+use wacore_binary::{Jid, Node};
 
 use crate::error::{PhoneError, WaitTimeout};
 use crate::noise::{HandshakeKind, ServerIdentity};
 use crate::phone_crypto;
-use crate::session::{self, Link, SessionCommand};
+use crate::session::{self, AnswerHandler, Link, SessionCommand};
 
 /// Timing and limits of the simulated service. The defaults are WhatsApp's.
 #[derive(Debug, Clone)]
@@ -891,16 +891,58 @@ impl Phone {
                 ])
                 .build()])
             .build();
-        let (reply_tx, reply_rx) = oneshot::channel();
+        // The link is recorded by the session itself, the moment the
+        // companion's answer arrives: the companion may open its next
+        // connection before this task runs again, and that login must find
+        // the device linked.
+        let (outcome_tx, outcome_rx) = oneshot::channel();
+        let record = LinkRecord {
+            sim: self.sim.clone(),
+            number: self.number.clone(),
+            device,
+            linked: LinkedDevice {
+                jid: jid.clone(),
+                lid,
+                key_index,
+                linked_with: ticket.with,
+                noise_key: ticket.noise_key,
+            },
+            companion_identity: ticket.companion_identity,
+            phone_identity_public: identity.public_key.public_key_bytes().to_vec(),
+            restart: ticket.commands.clone(),
+        };
+        let on_answer: AnswerHandler = Box::new(move |reply: Node| {
+            let _ = outcome_tx.send(record.complete(&reply));
+        });
         ticket
             .commands
-            .send(SessionCommand::Request(pair_success, reply_tx))
+            .send(SessionCommand::Request(pair_success, on_answer))
             .map_err(|_| PhoneError::CompanionGone)?;
-        let reply = match tokio::time::timeout(config.companion_reply_timeout, reply_rx).await {
-            Ok(Ok(reply)) => reply,
+        match tokio::time::timeout(config.companion_reply_timeout, outcome_rx).await {
+            Ok(Ok(outcome)) => outcome?,
             Ok(Err(_)) => return Err(PhoneError::CompanionGone),
             Err(_) => return Err(PhoneError::CompanionTimeout),
-        };
+        }
+        Ok(jid)
+    }
+}
+
+/// Everything needed to record a link once the companion signs
+/// `pair-success`.
+struct LinkRecord {
+    sim: Simulator,
+    number: String,
+    device: u16,
+    linked: LinkedDevice,
+    companion_identity: [u8; 32],
+    phone_identity_public: Vec<u8>,
+    restart: mpsc::UnboundedSender<SessionCommand>,
+}
+
+impl LinkRecord {
+    /// Checks the companion's answer and, if it signed, links the device and
+    /// schedules the 515 stream restart.
+    fn complete(self, reply: &Node) -> Result<(), PhoneError> {
         if reply.attrs.get("type").map(|v| v.as_str()).as_deref() != Some("result") {
             let code = reply
                 .get_optional_child("error")
@@ -917,10 +959,12 @@ impl Phone {
             .ok_or_else(|| PhoneError::CompanionRejected("no pair-device-sign".into()))?;
         phone_crypto::verify_device_signature(
             &signed,
-            &ticket.companion_identity,
-            identity.public_key.public_key_bytes(),
+            &self.companion_identity,
+            &self.phone_identity_public,
         )?;
-        let max = config.max_companions;
+        let max = self.sim.inner.config.max_companions;
+        let with = self.linked.linked_with;
+        let jid = self.linked.jid.to_string();
         self.sim.with_state(|s| {
             let phone = s
                 .phones
@@ -929,26 +973,14 @@ impl Phone {
             if phone.linked.len() >= max {
                 return Err(PhoneError::DeviceLimit(max));
             }
-            phone.linked.insert(
-                device,
-                LinkedDevice {
-                    jid: jid.clone(),
-                    lid: lid.clone(),
-                    key_index,
-                    linked_with: ticket.with,
-                    noise_key: ticket.noise_key,
-                },
-            );
-            s.events.push(SimEvent::Paired {
-                jid: jid.to_string(),
-                with: ticket.with,
-            });
+            phone.linked.insert(self.device, self.linked);
+            s.events.push(SimEvent::Paired { jid, with });
             Ok(())
         })?;
         // The real server restarts the stream (515) once the companion has
         // signed; the client then logs in with its new identity.
-        let _ = ticket.commands.send(SessionCommand::RestartAfterPairing);
-        Ok(jid)
+        let _ = self.restart.send(SessionCommand::RestartAfterPairing);
+        Ok(())
     }
 }
 
