@@ -928,7 +928,21 @@ impl Inner {
     /// WhatsApp, on the live connection or on one opened just for this,
     /// within `unlink_timeout`. Returns whether WhatsApp confirmed it.
     async fn unlink(self: &Arc<Self>, st: &mut SlotState, device: &Device) -> bool {
+        // Everything, opening the store and connecting included, counts
+        // against the bound: a broken store or a dead network must not hold
+        // the logout longer than `unlink_timeout`.
         let deadline = tokio::time::Instant::now() + self.unlink_timeout;
+        tokio::time::timeout_at(deadline, self.unlink_within(st, device, deadline))
+            .await
+            .unwrap_or(false)
+    }
+
+    async fn unlink_within(
+        self: &Arc<Self>,
+        st: &mut SlotState,
+        device: &Device,
+        deadline: tokio::time::Instant,
+    ) -> bool {
         let live = st
             .session
             .as_ref()
@@ -1057,17 +1071,15 @@ impl Inner {
                     );
                 }
             }
-            Event::PairingQrCodesExhausted(_) => {
-                if device.state == DeviceState::Pairing {
-                    self.end_pairing(st, device, StateReason::QrExpired).await?;
-                    self.record(
-                        &id,
-                        HistoryAction::QrExpired,
-                        &Actor::System,
-                        Outcome::Ok,
-                        "every QR code expired without a scan".to_owned(),
-                    );
-                }
+            Event::PairingQrCodesExhausted(_) if device.state == DeviceState::Pairing => {
+                self.end_pairing(st, device, StateReason::QrExpired).await?;
+                self.record(
+                    &id,
+                    HistoryAction::QrExpired,
+                    &Actor::System,
+                    Outcome::Ok,
+                    "every QR code expired without a scan".to_owned(),
+                );
             }
             Event::PairSuccess(ps) => {
                 device.jid = Some(ps.id.to_string());
@@ -1110,13 +1122,13 @@ impl Inner {
                 device.display_name = Some(update.new_name.clone());
                 self.save(&device)?;
             }
-            Event::Disconnected(_) | Event::ConnectFailure(_) => {
-                if device.has_credentials && device.state == DeviceState::LoggedIn {
-                    // The library reconnects by itself with backoff.
-                    device.state = DeviceState::Connecting;
-                    device.state_reason = StateReason::ConnectionLost;
-                    self.save(&device)?;
-                }
+            Event::Disconnected(_) | Event::ConnectFailure(_)
+                if device.has_credentials && device.state == DeviceState::LoggedIn =>
+            {
+                // The library reconnects by itself with backoff.
+                device.state = DeviceState::Connecting;
+                device.state_reason = StateReason::ConnectionLost;
+                self.save(&device)?;
             }
             Event::LoggedOut(out) => {
                 if device.state == DeviceState::Pairing && !device.has_credentials {
