@@ -1,0 +1,25 @@
+//! A simulator of WhatsApp's side of the multi-device protocol (the chat
+//! server and the user's primary phone), so that an unmodified
+//! `whatsapp-rust` 0.7 client can run every linked-device flow end to end
+//! without reaching WhatsApp. See README.md for what it does and does not
+//! model.
+//!
+//! In process: `Simulator::new(SimConfig::default())`, then hand
+//! `sim.transport_factory()` to the client. As a process: the `wa-sim`
+//! binary serves the same simulator on a loopback WebSocket with an HTTP
+//! control API ([`serve`]).
+
+mod error;
+mod in_process;
+mod noise;
+mod phone_crypto;
+mod serve;
+mod session;
+mod sim;
+
+pub use error::{PhoneError, SimError, WaitTimeout};
+pub use in_process::InProcessTransportFactory;
+pub use noise::HandshakeKind;
+pub use serve::{Endpoints, ServeError, serve};
+pub use sim::{Fault, LinkedDevice, LogoutReply, Phone, SimConfig, SimEvent, Simulator};
+pub use wacore_binary::Jid;

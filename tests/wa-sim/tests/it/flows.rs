@@ -1,0 +1,371 @@
+//! Each flow drives an unmodified whatsapp-rust client against a `Target`
+//! and asserts on the client's events and on the simulator's state.
+
+use std::time::Instant;
+
+use serde_json::Value;
+use wa_sim::{Fault, LogoutReply};
+use whatsapp_rust::types::events::Event;
+
+use crate::harness::{ClientOptions, PHONE, STALL_WAIT, Target, TestClient, new_backend};
+
+/// Simulator events of kind `event` about `jid`.
+async fn sim_events(target: &Target, event: &str, jid: &str) -> Vec<Value> {
+    target
+        .events()
+        .await
+        .into_iter()
+        .filter(|e| e["event"] == event && e["jid"] == jid)
+        .collect()
+}
+
+async fn handshakes_of(target: &Target, jid: &str) -> Vec<String> {
+    sim_events(target, "logged_in", jid)
+        .await
+        .iter()
+        .map(|e| e["handshake"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+async fn refusals(target: &Target, reason: u16) -> usize {
+    target
+        .events()
+        .await
+        .iter()
+        .filter(|e| e["event"] == "login_refused" && e["reason"] == reason)
+        .count()
+}
+
+/// Pairs a new client by QR and waits until both sides see it connected.
+pub async fn pair(target: &Target) -> (TestClient, String, std::sync::Arc<whatsapp_rust::wacore::store::InMemoryBackend>) {
+    let backend = new_backend();
+    let client = target.client(&backend, ClientOptions::default()).await;
+    let qr = client.next_qr().await;
+    let jid = target.scan(PHONE, &qr).await.expect("the phone links the device");
+    client
+        .events
+        .wait_for("PairSuccess", |e| matches!(e, Event::PairSuccess(_)))
+        .await;
+    client.wait_connected(1).await;
+    target.wait_online(&jid).await;
+    (client, jid, backend)
+}
+
+pub async fn qr_pairing(target: &Target) {
+    let started = Instant::now();
+    let (client, jid, _backend) = pair(target).await;
+    eprintln!("QR pairing to Connected took {:?}", started.elapsed());
+    assert!(jid.starts_with(&format!("{PHONE}:")), "{jid}");
+    assert_eq!(target.devices(PHONE).await, vec![jid.clone()]);
+    let paired = sim_events(target, "paired", &jid).await;
+    assert_eq!(paired.len(), 1);
+    assert_eq!(paired[0]["with"], "qr");
+    // The login after the 515 restart is a full XX handshake.
+    assert_eq!(handshakes_of(target, &jid).await, vec!["xx"]);
+    assert!(client.client.is_logged_in());
+    client.stop().await;
+}
+
+pub async fn pairing_code(target: &Target) {
+    let backend = new_backend();
+    let client = target
+        .client(
+            &backend,
+            ClientOptions {
+                pair_code_for: Some(PHONE.to_string()),
+                ..ClientOptions::default()
+            },
+        )
+        .await;
+    let code = client.pairing_code().await;
+    assert_eq!(code.chars().filter(char::is_ascii_alphanumeric).count(), 8);
+    let jid = target.enter_code(PHONE, &code).await.expect("the code links the device");
+    client
+        .events
+        .wait_for("PairSuccess", |e| matches!(e, Event::PairSuccess(_)))
+        .await;
+    client.wait_connected(1).await;
+    target.wait_online(&jid).await;
+    assert_eq!(target.devices(PHONE).await, vec![jid.clone()]);
+    assert_eq!(sim_events(target, "paired", &jid).await[0]["with"], "code");
+    client.stop().await;
+}
+
+pub async fn wrong_pairing_code(target: &Target) {
+    let backend = new_backend();
+    let client = target
+        .client(
+            &backend,
+            ClientOptions {
+                pair_code_for: Some(PHONE.to_string()),
+                ..ClientOptions::default()
+            },
+        )
+        .await;
+    let code: String = client
+        .pairing_code()
+        .await
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect();
+    // Same alphabet, one character off: a typo on the phone.
+    let first = if code.starts_with('A') { 'B' } else { 'A' };
+    let typo = format!("{first}{}", &code[1..]);
+    assert_eq!(
+        target.enter_code(PHONE, &typo).await,
+        Err("wrong_code".to_string())
+    );
+    client
+        .events
+        .wait_for("PairingCodeError", |e| matches!(e, Event::PairingCodeError(_)))
+        .await;
+    assert!(target.devices(PHONE).await.is_empty());
+    assert_eq!(client.events.count(|e| matches!(e, Event::PairSuccess(_))), 0);
+    assert_eq!(client.events.count(|e| matches!(e, Event::Connected(_))), 0);
+    client.stop().await;
+}
+
+pub async fn reconnect_with_ik(target: &Target) {
+    let (client, jid, backend) = pair(target).await;
+    client.stop().await;
+    target.wait_offline(&jid).await;
+    let client = target.client(&backend, ClientOptions::default()).await;
+    client.wait_connected(1).await;
+    target.wait_online(&jid).await;
+    assert_eq!(handshakes_of(target, &jid).await, vec!["xx", "ik"]);
+    client.stop().await;
+}
+
+pub async fn reconnect_after_server_key_change(target: &Target) {
+    let (client, jid, backend) = pair(target).await;
+    client.stop().await;
+    target.wait_offline(&jid).await;
+    target.inject(Fault::RotateServerKey).await;
+    let client = target.client(&backend, ClientOptions::default()).await;
+    client.wait_connected(1).await;
+    target.wait_online(&jid).await;
+    assert_eq!(handshakes_of(target, &jid).await, vec!["xx", "xx_fallback"]);
+    client.stop().await;
+    // The fallback cached the new key: the next login resumes with IK.
+    target.wait_offline(&jid).await;
+    let client = target.client(&backend, ClientOptions::default()).await;
+    client.wait_connected(1).await;
+    assert_eq!(
+        handshakes_of(target, &jid).await,
+        vec!["xx", "xx_fallback", "ik"]
+    );
+    client.stop().await;
+}
+
+pub async fn logout(target: &Target) {
+    let (client, jid, backend) = pair(target).await;
+    client.client.logout().await;
+    client
+        .events
+        .wait_for("LoggedOut", |e| {
+            matches!(e, Event::LoggedOut(l) if !l.on_connect)
+        })
+        .await;
+    assert!(target.devices(PHONE).await.is_empty());
+    let unlinked = sim_events(target, "unlinked", &jid).await;
+    assert_eq!(unlinked.len(), 1);
+    assert_eq!(unlinked[0]["by"], "companion");
+    client.stop().await;
+    // The client keeps its keys; logging in with them again is refused.
+    let client = target.client(&backend, ClientOptions::default()).await;
+    client
+        .events
+        .wait_for("LoggedOut on connect", |e| {
+            matches!(e, Event::LoggedOut(l) if l.on_connect)
+        })
+        .await;
+    assert_eq!(refusals(target, 401).await, 1);
+    assert_eq!(client.events.count(|e| matches!(e, Event::Connected(_))), 0);
+    client.stop().await;
+}
+
+async fn logout_not_honoured(target: &Target, reply: LogoutReply, name: &str) {
+    let (client, jid, _backend) = pair(target).await;
+    target.inject(Fault::LogoutReply { reply }).await;
+    client.client.logout().await;
+    client
+        .events
+        .wait_for("LoggedOut", |e| matches!(e, Event::LoggedOut(_)))
+        .await;
+    let noted = sim_events(target, "logout_not_honoured", &jid).await;
+    assert_eq!(noted.len(), 1);
+    assert_eq!(noted[0]["reply"], name);
+    // The server never unlinked it: the phone still lists the device.
+    assert_eq!(target.devices(PHONE).await, vec![jid]);
+    client.stop().await;
+}
+
+pub async fn logout_answered_with_error(target: &Target) {
+    logout_not_honoured(target, LogoutReply::Error, "error").await;
+}
+
+pub async fn logout_not_answered(target: &Target) {
+    logout_not_honoured(target, LogoutReply::NoAnswer, "no_answer").await;
+}
+
+pub async fn device_removed_from_phone(target: &Target) {
+    let (client, jid, backend) = pair(target).await;
+    target.remove_device(PHONE, &jid).await;
+    client
+        .events
+        .wait_for("LoggedOut", |e| matches!(e, Event::LoggedOut(_)))
+        .await;
+    target.wait_offline(&jid).await;
+    assert!(target.devices(PHONE).await.is_empty());
+    assert_eq!(sim_events(target, "unlinked", &jid).await[0]["by"], "phone");
+    client.stop().await;
+    let client = target.client(&backend, ClientOptions::default()).await;
+    client
+        .events
+        .wait_for("LoggedOut on connect", |e| {
+            matches!(e, Event::LoggedOut(l) if l.on_connect)
+        })
+        .await;
+    assert_eq!(refusals(target, 401).await, 1);
+    client.stop().await;
+}
+
+pub async fn stream_replaced(target: &Target) {
+    let (client, jid, _backend) = pair(target).await;
+    target.inject(Fault::Replace { jid: jid.clone() }).await;
+    client
+        .events
+        .wait_for("StreamReplaced", |e| matches!(e, Event::StreamReplaced(_)))
+        .await;
+    target.wait_offline(&jid).await;
+    // Replaced is final: the device stays linked but the client does not
+    // come back on its own.
+    assert_eq!(target.devices(PHONE).await, vec![jid.clone()]);
+    assert_eq!(handshakes_of(target, &jid).await.len(), 1);
+    client.stop().await;
+}
+
+pub async fn temporary_ban(target: &Target) {
+    let (client, jid, _backend) = pair(target).await;
+    target
+        .inject(Fault::Ban {
+            jid: jid.clone(),
+            code: 101,
+            seconds: 3600,
+        })
+        .await;
+    let event = client
+        .events
+        .wait_for("TemporaryBan", |e| matches!(e, Event::TemporaryBan(_)))
+        .await;
+    let Event::TemporaryBan(ban) = &*event else {
+        unreachable!("filtered on TemporaryBan")
+    };
+    let expire = ban.expire.num_seconds();
+    assert!((3500..=3600).contains(&expire), "expire {expire}");
+    assert_eq!(refusals(target, 402).await, 1);
+    client.stop().await;
+}
+
+pub async fn client_outdated(target: &Target) {
+    let (client, _jid, _backend) = pair(target).await;
+    target.inject(Fault::ClientOutdated { on: true }).await;
+    client
+        .events
+        .wait_for("ClientOutdated", |e| matches!(e, Event::ClientOutdated(_)))
+        .await;
+    assert_eq!(refusals(target, 405).await, 1);
+    client.stop().await;
+}
+
+pub async fn service_unavailable_then_recovery(target: &Target) {
+    let (client, jid, _backend) = pair(target).await;
+    target.inject(Fault::FailLogins503 { count: 1 }).await;
+    target.inject(Fault::DropConnections).await;
+    client
+        .events
+        .wait_for("ConnectFailure", |e| matches!(e, Event::ConnectFailure(_)))
+        .await;
+    client.wait_connected(2).await;
+    target.wait_online(&jid).await;
+    assert_eq!(refusals(target, 503).await, 1);
+    client.stop().await;
+}
+
+pub async fn dropped_connection_reconnects(target: &Target) {
+    let (client, jid, _backend) = pair(target).await;
+    target.inject(Fault::Latency { ms: 20 }).await;
+    target.inject(Fault::DropConnections).await;
+    client
+        .events
+        .wait_for("Disconnected", |e| matches!(e, Event::Disconnected(_)))
+        .await;
+    client.wait_connected(2).await;
+    target.wait_online(&jid).await;
+    assert_eq!(handshakes_of(target, &jid).await, vec!["xx", "ik"]);
+    client.stop().await;
+}
+
+pub async fn stalled_server_reconnects(target: &Target) {
+    let (client, jid, _backend) = pair(target).await;
+    target.inject(Fault::Stall).await;
+    // Keepalives go unanswered; the client gives up on the connection and
+    // logs in again on a fresh one.
+    client
+        .events
+        .wait_nth_within(STALL_WAIT, 2, "Connected after the stall", |e| {
+            matches!(e, Event::Connected(_))
+        })
+        .await;
+    target.wait_online(&jid).await;
+    assert_eq!(handshakes_of(target, &jid).await.len(), 2);
+    client.stop().await;
+}
+
+pub async fn qr_refs_exhausted(target: &Target) {
+    let backend = new_backend();
+    // 60 s + 5 x 20 s of QR rotation, compressed 40 times.
+    let client = target
+        .client(
+            &backend,
+            ClientOptions {
+                factor: 40,
+                ..ClientOptions::default()
+            },
+        )
+        .await;
+    client
+        .events
+        .wait_for("PairingQrCodesExhausted", |e| {
+            matches!(e, Event::PairingQrCodesExhausted(_))
+        })
+        .await;
+    assert_eq!(
+        client.events.count(|e| matches!(e, Event::PairingQrCode(_))),
+        6
+    );
+    assert!(target.devices(PHONE).await.is_empty());
+    client.stop().await;
+}
+
+pub async fn fifth_device_refused(target: &Target) {
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        let (client, _jid, _backend) = pair(target).await;
+        clients.push(client);
+    }
+    assert_eq!(target.devices(PHONE).await.len(), 4);
+    let backend = new_backend();
+    let fifth = target.client(&backend, ClientOptions::default()).await;
+    let qr = fifth.next_qr().await;
+    assert_eq!(
+        target.scan(PHONE, &qr).await,
+        Err("device_limit".to_string())
+    );
+    assert_eq!(target.devices(PHONE).await.len(), 4);
+    assert_eq!(fifth.events.count(|e| matches!(e, Event::PairSuccess(_))), 0);
+    fifth.stop().await;
+    for client in clients {
+        client.stop().await;
+    }
+}
