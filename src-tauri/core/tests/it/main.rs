@@ -10,5 +10,7 @@
 mod app_database;
 mod crash;
 mod keyring_store;
+mod qr;
 mod service_offline;
+mod sessions;
 mod support;
