@@ -616,6 +616,13 @@ impl DeviceService {
             if !wants_connection {
                 continue;
             }
+            // Nothing is connected yet, whatever the state was at exit: say
+            // so before `open` returns, not once the restore task runs.
+            let mut device = device;
+            device.state = DeviceState::Connecting;
+            device.state_reason = StateReason::Restoring;
+            device.next_retry_at = None;
+            self.inner.save(&device)?;
             let inner = Arc::clone(&self.inner);
             let semaphore = Arc::clone(&semaphore);
             tokio::spawn(async move {

@@ -443,6 +443,12 @@ async fn devices_with_credentials_reconnect_at_start_up() {
     let service = DeviceService::open(config(&sim, &dir.path().join("data"), &secrets))
         .await
         .unwrap();
+    // Not connected yet: the state says so from the moment `open` returns.
+    let restoring = service.get("a").unwrap();
+    assert_eq!(
+        (restoring.state, restoring.state_reason),
+        (DeviceState::Connecting, StateReason::Restoring)
+    );
     let deadline = tokio::time::Instant::now() + WAIT;
     while service.get("a").unwrap().state != DeviceState::LoggedIn {
         assert!(tokio::time::Instant::now() < deadline, "not restored");
