@@ -564,3 +564,32 @@ async fn a_second_login_while_pairing_or_linked_is_busy() {
         .unwrap_err();
     assert_eq!(err.code, wa_device_core::ErrorCode::Busy);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_server_faults_end_in_logged_in_again() {
+    let rig = Rig::new().await;
+    rig.linked("f").await;
+    // Refused logins (503) are retried with backoff by the client.
+    rig.sim.fail_next_logins_with_503(2);
+    rig.service.reconnect("f", Actor::Desktop).await.unwrap();
+    rig.wait_for_state("f", DeviceState::LoggedIn).await;
+    // A new server key forces the XX fallback handshake.
+    rig.sim.rotate_server_key();
+    rig.service.reconnect("f", Actor::Desktop).await.unwrap();
+    let d = rig.wait_for_state("f", DeviceState::LoggedIn).await;
+    assert!(d.has_credentials);
+    let actions: Vec<_> = rig
+        .service
+        .history("f")
+        .unwrap()
+        .iter()
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|a| **a == HistoryAction::Reconnect)
+            .count(),
+        2
+    );
+}
