@@ -1,5 +1,22 @@
 //! The Tauri-free core of WA Device Admin: the device service that the desktop
 //! shell, the REST API and the tests all drive.
 
+pub mod app_db;
+pub mod error;
+pub mod files;
+pub mod model;
+pub mod secrets;
+pub mod service;
+pub mod session;
+
+pub use error::{ErrorCode, Result, ServiceError};
+pub use model::{
+    Actor, Device, DeviceId, DeviceState, HistoryAction, HistoryEntry, LogoutOutcome, NewDevice,
+    Outcome, PairingCode, QrCode, ServiceEvent, StateReason,
+};
+pub use secrets::{KeyringSecretStore, MemorySecretStore, SecretStore};
+pub use service::{DeviceService, ServiceConfig, WipeStep, WipeStepObserver};
+pub use session::ServerEndpoint;
+
 /// The product name shown in the window title and the header.
 pub const PRODUCT_NAME: &str = "WA Device Admin";

@@ -1,0 +1,426 @@
+//! The app database: devices, their audit history and the journal of
+//! unfinished wipes, in one SQLite file (WAL) in the data folder.
+//!
+//! It never holds a secret: keys live in the OS keyring, protocol state in the
+//! per-device session stores.
+
+use crate::error::{Result, ServiceError};
+use crate::model::{
+    Actor, Device, DeviceId, DeviceState, HistoryAction, HistoryEntry, Outcome, StateReason,
+};
+use chrono::{DateTime, TimeZone, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+/// The schema, one entry per version; `PRAGMA user_version` is the number of
+/// entries applied. Append only: never edit a released migration.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE devices (
+    id                TEXT PRIMARY KEY NOT NULL,
+    label             TEXT NOT NULL,
+    phone_number      TEXT,
+    display_name      TEXT,
+    jid               TEXT,
+    state             TEXT NOT NULL,
+    state_reason      TEXT NOT NULL,
+    next_retry_at     INTEGER,
+    ban_expires_at    INTEGER,
+    has_credentials   INTEGER NOT NULL DEFAULT 0,
+    created_at        INTEGER NOT NULL,
+    last_connected_at INTEGER
+) STRICT;
+CREATE TABLE history (
+    seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+    at        INTEGER NOT NULL,
+    device_id TEXT NOT NULL,
+    action    TEXT NOT NULL,
+    actor     TEXT NOT NULL,
+    outcome   TEXT NOT NULL,
+    detail    TEXT NOT NULL
+) STRICT;
+CREATE INDEX history_by_device ON history (device_id, seq);
+-- A logout or delete that has started and not finished. Written before the
+-- first step, removed after the last: whatever is here at start-up is finished
+-- then (crash safety).
+CREATE TABLE pending_wipes (
+    device_id        TEXT PRIMARY KEY NOT NULL,
+    delete_device    INTEGER NOT NULL,
+    unlink_confirmed INTEGER NOT NULL DEFAULT 0,
+    actor            TEXT NOT NULL,
+    requested_at     INTEGER NOT NULL
+) STRICT;
+"#];
+
+/// A logout or delete recorded as started and not yet finished.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingWipe {
+    pub device_id: DeviceId,
+    pub delete_device: bool,
+    pub unlink_confirmed: bool,
+    pub actor: Actor,
+}
+
+pub struct AppDatabase {
+    conn: Mutex<Connection>,
+}
+
+fn to_millis(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn from_millis(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+}
+
+/// The current time at millisecond precision (what the database keeps), so a
+/// value read back equals the value written.
+pub fn now() -> DateTime<Utc> {
+    from_millis(to_millis(Utc::now()))
+}
+
+fn corrupt(what: &str, value: &str) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        0,
+        rusqlite::types::Type::Text,
+        format!("unknown {what} {value:?} in the app database").into(),
+    )
+}
+
+fn device_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Device> {
+    let id: String = row.get("id")?;
+    let state: String = row.get("state")?;
+    let reason: String = row.get("state_reason")?;
+    Ok(Device {
+        id: DeviceId::parse(&id).map_err(|_| corrupt("device id", &id))?,
+        label: row.get("label")?,
+        phone_number: row.get("phone_number")?,
+        display_name: row.get("display_name")?,
+        jid: row.get("jid")?,
+        state: DeviceState::parse(&state).ok_or_else(|| corrupt("state", &state))?,
+        state_reason: StateReason::parse(&reason).ok_or_else(|| corrupt("reason", &reason))?,
+        next_retry_at: row.get::<_, Option<i64>>("next_retry_at")?.map(from_millis),
+        ban_expires_at: row
+            .get::<_, Option<i64>>("ban_expires_at")?
+            .map(from_millis),
+        has_credentials: row.get("has_credentials")?,
+        created_at: from_millis(row.get("created_at")?),
+        last_connected_at: row
+            .get::<_, Option<i64>>("last_connected_at")?
+            .map(from_millis),
+    })
+}
+
+impl AppDatabase {
+    /// Opens (creating if needed, readable only by the user) and migrates the
+    /// app database at `path`.
+    pub fn open(path: &Path) -> Result<AppDatabase> {
+        crate::files::create_private_file(path)?;
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let db = AppDatabase {
+            conn: Mutex::new(conn),
+        };
+        db.migrate()?;
+        Ok(db)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite inconsistent
+        // (every write is one statement or one transaction), so keep going.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn migrate(&self) -> Result<()> {
+        let mut conn = self.lock();
+        let applied: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let applied = usize::try_from(applied).unwrap_or(0);
+        if applied > MIGRATIONS.len() {
+            return Err(ServiceError::internal(format!(
+                "the app database has schema version {applied}, newer than this program knows ({}); refusing to touch it",
+                MIGRATIONS.len()
+            )));
+        }
+        for (version, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+            let tx = conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(
+                None,
+                "user_version",
+                i64::try_from(version + 1).unwrap_or(i64::MAX),
+            )?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    pub fn schema_version(&self) -> Result<i64> {
+        Ok(self
+            .lock()
+            .pragma_query_value(None, "user_version", |r| r.get(0))?)
+    }
+
+    /// Inserts a new device; `already_exists` if the id is taken.
+    pub fn insert_device(&self, device: &Device) -> Result<()> {
+        let conn = self.lock();
+        let inserted = conn.execute(
+            "INSERT INTO devices (id, label, phone_number, display_name, jid, state, state_reason,
+                next_retry_at, ban_expires_at, has_credentials, created_at, last_connected_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+             ON CONFLICT (id) DO NOTHING",
+            params![
+                device.id.as_str(),
+                device.label,
+                device.phone_number,
+                device.display_name,
+                device.jid,
+                device.state.as_str(),
+                device.state_reason.as_str(),
+                device.next_retry_at.map(to_millis),
+                device.ban_expires_at.map(to_millis),
+                device.has_credentials,
+                to_millis(device.created_at),
+                device.last_connected_at.map(to_millis),
+            ],
+        )?;
+        if inserted == 0 {
+            return Err(ServiceError::new(
+                crate::ErrorCode::AlreadyExists,
+                format!("a device with id \"{}\" exists already", device.id),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Writes every field of an existing device; `not_found` if it is gone.
+    pub fn update_device(&self, device: &Device) -> Result<()> {
+        let conn = self.lock();
+        let updated = conn.execute(
+            "UPDATE devices SET label = ?2, phone_number = ?3, display_name = ?4, jid = ?5,
+                state = ?6, state_reason = ?7, next_retry_at = ?8, ban_expires_at = ?9,
+                has_credentials = ?10, last_connected_at = ?11
+             WHERE id = ?1",
+            params![
+                device.id.as_str(),
+                device.label,
+                device.phone_number,
+                device.display_name,
+                device.jid,
+                device.state.as_str(),
+                device.state_reason.as_str(),
+                device.next_retry_at.map(to_millis),
+                device.ban_expires_at.map(to_millis),
+                device.has_credentials,
+                device.last_connected_at.map(to_millis),
+            ],
+        )?;
+        if updated == 0 {
+            return Err(ServiceError::not_found(device.id.as_str()));
+        }
+        Ok(())
+    }
+
+    pub fn device(&self, id: &DeviceId) -> Result<Option<Device>> {
+        Ok(self
+            .lock()
+            .query_row(
+                "SELECT * FROM devices WHERE id = ?1",
+                [id.as_str()],
+                device_from_row,
+            )
+            .optional()?)
+    }
+
+    /// All devices, ordered by id.
+    pub fn devices(&self) -> Result<Vec<Device>> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare("SELECT * FROM devices ORDER BY id")?;
+        let rows = stmt.query_map([], device_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// Removes a device row (its history stays: it is the audit trail).
+    pub fn remove_device(&self, id: &DeviceId) -> Result<bool> {
+        Ok(self
+            .lock()
+            .execute("DELETE FROM devices WHERE id = ?1", [id.as_str()])?
+            > 0)
+    }
+
+    pub fn append_history(&self, entry: &HistoryEntry) -> Result<()> {
+        self.lock().execute(
+            "INSERT INTO history (at, device_id, action, actor, outcome, detail)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                to_millis(entry.at),
+                entry.device_id,
+                entry.action.as_str(),
+                entry.actor.to_string(),
+                entry.outcome.as_str(),
+                entry.detail,
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// A device's history, oldest first.
+    pub fn history(&self, id: &DeviceId) -> Result<Vec<HistoryEntry>> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(
+            "SELECT at, device_id, action, actor, outcome, detail FROM history
+             WHERE device_id = ?1 ORDER BY seq",
+        )?;
+        let rows = stmt.query_map([id.as_str()], |row| {
+            let action: String = row.get(2)?;
+            let outcome: String = row.get(4)?;
+            Ok(HistoryEntry {
+                at: from_millis(row.get(0)?),
+                device_id: row.get(1)?,
+                action: HistoryAction::parse(&action).ok_or_else(|| corrupt("action", &action))?,
+                actor: Actor::parse(&row.get::<_, String>(3)?),
+                outcome: match outcome.as_str() {
+                    "ok" => Outcome::Ok,
+                    "failed" => Outcome::Failed,
+                    other => return Err(corrupt("outcome", other)),
+                },
+                detail: row.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// Records that a logout (or delete) of `id` has started.
+    pub fn begin_wipe(&self, wipe: &PendingWipe) -> Result<()> {
+        self.lock().execute(
+            "INSERT INTO pending_wipes (device_id, delete_device, unlink_confirmed, actor, requested_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (device_id) DO UPDATE SET
+                delete_device = max(delete_device, excluded.delete_device),
+                unlink_confirmed = max(unlink_confirmed, excluded.unlink_confirmed)",
+            params![
+                wipe.device_id.as_str(),
+                wipe.delete_device,
+                wipe.unlink_confirmed,
+                wipe.actor.to_string(),
+                to_millis(now()),
+            ],
+        )?;
+        Ok(())
+    }
+
+    pub fn set_wipe_unlink_confirmed(&self, id: &DeviceId) -> Result<()> {
+        self.lock().execute(
+            "UPDATE pending_wipes SET unlink_confirmed = 1 WHERE device_id = ?1",
+            [id.as_str()],
+        )?;
+        Ok(())
+    }
+
+    pub fn end_wipe(&self, id: &DeviceId) -> Result<()> {
+        self.lock().execute(
+            "DELETE FROM pending_wipes WHERE device_id = ?1",
+            [id.as_str()],
+        )?;
+        Ok(())
+    }
+
+    pub fn pending_wipes(&self) -> Result<Vec<PendingWipe>> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(
+            "SELECT device_id, delete_device, unlink_confirmed, actor FROM pending_wipes ORDER BY device_id",
+        )?;
+        let rows = stmt.query_map([], |row| {
+            let id: String = row.get(0)?;
+            Ok(PendingWipe {
+                device_id: DeviceId::parse(&id).map_err(|_| corrupt("device id", &id))?,
+                delete_device: row.get(1)?,
+                unlink_confirmed: row.get(2)?,
+                actor: Actor::parse(&row.get::<_, String>(3)?),
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+}
+
+/// Renders history as CSV (RFC 4180, CRLF line ends) with a header row.
+///
+/// Cells that a spreadsheet would run as a formula (starting with `=`, `+`,
+/// `-`, `@`, tab or CR) get a leading `'`: labels typed by an admin end up in
+/// details, and an export must not become an attack on whoever opens it.
+pub fn history_to_csv(entries: &[HistoryEntry]) -> String {
+    fn cell(out: &mut String, value: &str) {
+        let guarded;
+        let value = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+            guarded = format!("'{value}");
+            guarded.as_str()
+        } else {
+            value
+        };
+        if value.contains([',', '"', '\r', '\n']) {
+            out.push('"');
+            out.push_str(&value.replace('"', "\"\""));
+            out.push('"');
+        } else {
+            out.push_str(value);
+        }
+    }
+    let mut out = String::from("time,device_id,action,actor,outcome,detail\r\n");
+    for e in entries {
+        let at = e.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let actor = e.actor.to_string();
+        let fields = [
+            at.as_str(),
+            e.device_id.as_str(),
+            e.action.as_str(),
+            actor.as_str(),
+            e.outcome.as_str(),
+            e.detail.as_str(),
+        ];
+        for (i, f) in fields.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            cell(&mut out, f);
+        }
+        out.push_str("\r\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_quotes_and_guards_cells() {
+        let entry = HistoryEntry {
+            at: from_millis(0),
+            device_id: "d1".into(),
+            action: HistoryAction::Rename,
+            actor: Actor::RestApi("bob".into()),
+            outcome: Outcome::Ok,
+            detail: "renamed to \"=SUM(A1)\", ok".into(),
+        };
+        let formula = HistoryEntry {
+            detail: "=HYPERLINK(\"x\")".into(),
+            ..entry.clone()
+        };
+        let csv = history_to_csv(&[entry, formula]);
+        let lines: Vec<&str> = csv.split("\r\n").collect();
+        assert_eq!(lines[0], "time,device_id,action,actor,outcome,detail");
+        assert_eq!(
+            lines[1],
+            "1970-01-01T00:00:00.000Z,d1,rename,api:bob,ok,\"renamed to \"\"=SUM(A1)\"\", ok\""
+        );
+        assert_eq!(
+            lines[2],
+            "1970-01-01T00:00:00.000Z,d1,rename,api:bob,ok,\"'=HYPERLINK(\"\"x\"\")\""
+        );
+        assert_eq!(lines[3], "");
+    }
+}

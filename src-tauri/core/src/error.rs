@@ -1,0 +1,158 @@
+//! The one error type of the service, shared by the GUI commands and the REST API.
+//!
+//! Every error carries a stable machine-readable [`ErrorCode`] and a message for a
+//! human. Messages are written by this crate from non-secret facts only (ids,
+//! states, counts, library error texts that carry no key material); no key, QR
+//! payload or pairing code is ever formatted into one.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Stable error codes. The serialized names are part of the public contract of
+/// the GUI and the REST API: never rename one, only add.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// No device with that id.
+    NotFound,
+    /// A device id outside 1 to 64 characters of `[A-Za-z0-9._-]`.
+    InvalidId,
+    /// A phone number that is not 7 to 15 digits without a leading 0.
+    InvalidPhone,
+    /// A label that is too long or contains control characters.
+    InvalidLabel,
+    /// A device with that id exists already.
+    AlreadyExists,
+    /// The device is in a state where the operation cannot run now (for
+    /// example a login while a login is pending).
+    Busy,
+    /// The operation needs credentials the device does not have.
+    NoCredentials,
+    /// The OS keyring (Secret Service) cannot be reached or is locked.
+    KeyringUnavailable,
+    /// WhatsApp (or the connection to it) failed or refused the operation.
+    WhatsappError,
+    /// Anything else: storage failures, broken invariants.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The serialized name, e.g. `not_found`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::InvalidId => "invalid_id",
+            ErrorCode::InvalidPhone => "invalid_phone",
+            ErrorCode::InvalidLabel => "invalid_label",
+            ErrorCode::AlreadyExists => "already_exists",
+            ErrorCode::Busy => "busy",
+            ErrorCode::NoCredentials => "no_credentials",
+            ErrorCode::KeyringUnavailable => "keyring_unavailable",
+            ErrorCode::WhatsappError => "whatsapp_error",
+            ErrorCode::Internal => "internal",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An error of the service: serialized as `{"code": "...", "message": "..."}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct ServiceError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+/// Result of every fallible service operation.
+pub type Result<T, E = ServiceError> = std::result::Result<T, E>;
+
+impl ServiceError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ServiceError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn not_found(device_id: &str) -> Self {
+        Self::new(
+            ErrorCode::NotFound,
+            format!("no device with id \"{device_id}\""),
+        )
+    }
+
+    pub fn busy(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Busy, message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Internal, message)
+    }
+
+    pub fn whatsapp(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::WhatsappError, message)
+    }
+
+    pub fn keyring_unavailable(detail: impl fmt::Display) -> Self {
+        Self::new(
+            ErrorCode::KeyringUnavailable,
+            format!("the OS keyring (Secret Service) is unavailable: {detail}"),
+        )
+    }
+}
+
+impl From<rusqlite::Error> for ServiceError {
+    fn from(err: rusqlite::Error) -> Self {
+        // SQLite errors describe statements and constraints, never the secret
+        // values (secrets are not stored in the app database at all).
+        ServiceError::internal(format!("app database error: {err}"))
+    }
+}
+
+impl From<std::io::Error> for ServiceError {
+    fn from(err: std::io::Error) -> Self {
+        ServiceError::internal(format!("file system error: {err}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_serializes_to_its_stable_name() {
+        let all = [
+            ErrorCode::NotFound,
+            ErrorCode::InvalidId,
+            ErrorCode::InvalidPhone,
+            ErrorCode::InvalidLabel,
+            ErrorCode::AlreadyExists,
+            ErrorCode::Busy,
+            ErrorCode::NoCredentials,
+            ErrorCode::KeyringUnavailable,
+            ErrorCode::WhatsappError,
+            ErrorCode::Internal,
+        ];
+        for code in all {
+            let json = serde_json::to_value(code).expect("code serializes");
+            assert_eq!(json, serde_json::Value::String(code.as_str().to_owned()));
+        }
+    }
+
+    #[test]
+    fn error_serializes_as_code_and_message_only() {
+        let err = ServiceError::not_found("phone-1");
+        let json = serde_json::to_value(&err).expect("error serializes");
+        assert_eq!(
+            json,
+            serde_json::json!({"code": "not_found", "message": "no device with id \"phone-1\""})
+        );
+        let back: ServiceError = serde_json::from_value(json).expect("error deserializes");
+        assert_eq!(back, err);
+    }
+}

@@ -1,0 +1,99 @@
+//! The data folder: private directories and files, and the per-device session
+//! store files.
+
+use crate::error::Result;
+use crate::model::DeviceId;
+use std::fs::{self, OpenOptions};
+use std::io::ErrorKind;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// Creates `dir` (and parents) readable only by the user, and tightens it to
+/// 0700 if it existed with wider permissions.
+pub fn create_private_dir(dir: &Path) -> Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+    Ok(())
+}
+
+/// Makes sure `path` exists as a file readable only by the user (0600),
+/// without touching its content. SQLite gives its `-wal` and `-shm` files the
+/// permissions of the database file, so pre-creating the database file this
+/// way keeps all three private.
+pub fn create_private_file(path: &Path) -> Result<()> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600))?;
+    Ok(())
+}
+
+/// Removes a file; a file that does not exist counts as removed.
+pub fn remove_file_if_exists(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Where the files live inside the data folder.
+#[derive(Debug, Clone)]
+pub struct DataLayout {
+    root: PathBuf,
+}
+
+impl DataLayout {
+    pub fn new(root: PathBuf) -> DataLayout {
+        DataLayout { root }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn app_db(&self) -> PathBuf {
+        self.root.join("app.sqlite3")
+    }
+
+    pub fn sessions_dir(&self) -> PathBuf {
+        self.root.join("sessions")
+    }
+
+    /// The whatsapp-rust session store of a device. The id is validated (no
+    /// separators, not `.`/`..`) and prefixed, so this stays inside
+    /// `sessions/`.
+    pub fn session_db(&self, id: &DeviceId) -> PathBuf {
+        self.sessions_dir()
+            .join(format!("{}.sqlite3", id.file_stem()))
+    }
+
+    /// Every file that makes up a device's session store.
+    pub fn session_files(&self, id: &DeviceId) -> Vec<PathBuf> {
+        let db = self.session_db(id);
+        let mut files = vec![db.clone()];
+        for suffix in ["-wal", "-shm", "-journal"] {
+            let mut name = db.clone().into_os_string();
+            name.push(suffix);
+            files.push(PathBuf::from(name));
+        }
+        files
+    }
+
+    /// Deletes a device's session store files (those that exist).
+    pub fn remove_session_files(&self, id: &DeviceId) -> Result<()> {
+        for file in self.session_files(id) {
+            remove_file_if_exists(&file)?;
+        }
+        Ok(())
+    }
+
+    pub fn has_session_files(&self, id: &DeviceId) -> bool {
+        self.session_files(id).iter().any(|f| f.exists())
+    }
+}

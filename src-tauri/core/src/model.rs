@@ -1,0 +1,624 @@
+//! Devices, their states, the audit history and the events the shell forwards;
+//! plus validation of every argument an admin can type.
+
+use crate::error::{ErrorCode, Result, ServiceError};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Longest accepted device id.
+pub const MAX_DEVICE_ID_LEN: usize = 64;
+/// Longest accepted label, in characters.
+pub const MAX_LABEL_CHARS: usize = 100;
+
+/// A validated device id: 1 to 64 characters of `[A-Za-z0-9._-]`.
+///
+/// Invariant: the id is never `.` or `..` and contains no path separator, so it
+/// can name per-device files; it is still never used as a path by itself (see
+/// [`DeviceId::file_stem`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct DeviceId(String);
+
+impl DeviceId {
+    pub fn parse(input: &str) -> Result<DeviceId> {
+        let reject = |why: &str| {
+            Err(ServiceError::new(
+                ErrorCode::InvalidId,
+                format!(
+                    "invalid device id: {why}; use 1 to {MAX_DEVICE_ID_LEN} characters of A-Z, a-z, 0-9, '.', '_' and '-'"
+                ),
+            ))
+        };
+        if input.is_empty() {
+            return reject("it is empty");
+        }
+        if input.len() > MAX_DEVICE_ID_LEN {
+            return reject("it is too long");
+        }
+        if !input
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        {
+            return reject("it contains a character that is not allowed");
+        }
+        if input == "." || input == ".." {
+            return reject("it names a directory");
+        }
+        Ok(DeviceId(input.to_owned()))
+    }
+
+    /// A fresh random id for a device the admin did not name: `device-` and 12
+    /// lowercase hex digits.
+    pub fn generate() -> DeviceId {
+        let n: u64 = rand::random();
+        DeviceId(format!("device-{:012x}", n & 0xffff_ffff_ffff))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The stem of this device's files in the data folder. Prefixed so that no
+    /// id can collide with the app's own files, whatever the id is.
+    pub fn file_stem(&self) -> String {
+        format!("device-{}", self.0)
+    }
+}
+
+impl fmt::Display for DeviceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for DeviceId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        DeviceId::parse(&s).map_err(|e| serde::de::Error::custom(e.message))
+    }
+}
+
+/// Normalizes a phone number typed by an admin for pairing by code: strips `+`,
+/// spaces and dashes, then requires 7 to 15 digits without a leading 0 (the
+/// international format WhatsApp expects, country code first).
+pub fn normalize_phone_number(input: &str) -> Result<String> {
+    let digits: String = input
+        .chars()
+        .filter(|c| !matches!(c, '+' | ' ' | '-'))
+        .collect();
+    let reject = |why: &str| {
+        Err(ServiceError::new(
+            ErrorCode::InvalidPhone,
+            format!(
+                "invalid phone number: {why}; give the international number, country code first, 7 to 15 digits (e.g. +49 151 2345678)"
+            ),
+        ))
+    };
+    if !digits.chars().all(|c| c.is_ascii_digit()) {
+        return reject("only digits, '+', spaces and dashes are allowed");
+    }
+    if digits.len() < 7 {
+        return reject("too short");
+    }
+    if digits.len() > 15 {
+        return reject("too long");
+    }
+    if digits.starts_with('0') {
+        return reject("it must not start with 0");
+    }
+    Ok(digits)
+}
+
+/// Normalizes a label: surrounding whitespace trimmed, at most 100 characters,
+/// no control characters. An empty label is allowed (the GUI then shows the id).
+pub fn normalize_label(input: &str) -> Result<String> {
+    let label = input.trim();
+    if label.chars().count() > MAX_LABEL_CHARS {
+        return Err(ServiceError::new(
+            ErrorCode::InvalidLabel,
+            format!("invalid label: longer than {MAX_LABEL_CHARS} characters"),
+        ));
+    }
+    if label.chars().any(char::is_control) {
+        return Err(ServiceError::new(
+            ErrorCode::InvalidLabel,
+            "invalid label: it contains control characters",
+        ));
+    }
+    Ok(label.to_owned())
+}
+
+/// The states of a device (see the issue): the GUI shows them as they are named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceState {
+    /// No credentials: never linked, logged out, or removed from the phone.
+    Disconnected,
+    /// A session is open and waits for the phone (QR code or pairing code).
+    Pairing,
+    /// Has credentials; connecting, or waiting to retry (see `next_retry_at`).
+    Connecting,
+    /// Connected and authenticated.
+    LoggedIn,
+    /// Has credentials but will not retry by itself (replaced, banned, outdated).
+    Offline,
+}
+
+impl DeviceState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceState::Disconnected => "disconnected",
+            DeviceState::Pairing => "pairing",
+            DeviceState::Connecting => "connecting",
+            DeviceState::LoggedIn => "logged_in",
+            DeviceState::Offline => "offline",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<DeviceState> {
+        [
+            DeviceState::Disconnected,
+            DeviceState::Pairing,
+            DeviceState::Connecting,
+            DeviceState::LoggedIn,
+            DeviceState::Offline,
+        ]
+        .into_iter()
+        .find(|state| state.as_str() == s)
+    }
+}
+
+/// Why a device entered its current state; shown to the admin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StateReason {
+    /// Created, never linked.
+    Created,
+    /// A QR login was requested; codes are being shown.
+    QrLoginRequested,
+    /// A pairing-code login was requested; the code is being shown.
+    CodeLoginRequested,
+    /// Every QR code of the session expired without a scan.
+    QrExpired,
+    /// The pairing code expired or was refused.
+    PairingFailed,
+    /// The admin cancelled the pending login.
+    LoginCancelled,
+    /// The phone accepted the link; the session is logging in.
+    Paired,
+    /// Connected and authenticated.
+    Connected,
+    /// Reconnecting at start-up.
+    Restoring,
+    /// The admin asked for a reconnect.
+    ReconnectRequested,
+    /// The connection dropped or failed; retrying at `next_retry_at`.
+    ConnectionLost,
+    /// The admin logged the device out.
+    LoggedOut,
+    /// The device was removed in the phone's Linked devices.
+    RemovedFromPhone,
+    /// Another client took over this session.
+    Replaced,
+    /// WhatsApp banned the account temporarily (until `ban_expires_at`).
+    TemporarilyBanned,
+    /// WhatsApp refuses this client version.
+    ClientOutdated,
+    /// The session store or credentials were found missing or unusable.
+    CredentialsLost,
+}
+
+impl StateReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StateReason::Created => "created",
+            StateReason::QrLoginRequested => "qr_login_requested",
+            StateReason::CodeLoginRequested => "code_login_requested",
+            StateReason::QrExpired => "qr_expired",
+            StateReason::PairingFailed => "pairing_failed",
+            StateReason::LoginCancelled => "login_cancelled",
+            StateReason::Paired => "paired",
+            StateReason::Connected => "connected",
+            StateReason::Restoring => "restoring",
+            StateReason::ReconnectRequested => "reconnect_requested",
+            StateReason::ConnectionLost => "connection_lost",
+            StateReason::LoggedOut => "logged_out",
+            StateReason::RemovedFromPhone => "removed_from_phone",
+            StateReason::Replaced => "replaced",
+            StateReason::TemporarilyBanned => "temporarily_banned",
+            StateReason::ClientOutdated => "client_outdated",
+            StateReason::CredentialsLost => "credentials_lost",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<StateReason> {
+        use StateReason::*;
+        [
+            Created,
+            QrLoginRequested,
+            CodeLoginRequested,
+            QrExpired,
+            PairingFailed,
+            LoginCancelled,
+            Paired,
+            Connected,
+            Restoring,
+            ReconnectRequested,
+            ConnectionLost,
+            LoggedOut,
+            RemovedFromPhone,
+            Replaced,
+            TemporarilyBanned,
+            ClientOutdated,
+            CredentialsLost,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
+    }
+}
+
+/// A device as the admin sees it: a full snapshot, also sent in events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Device {
+    pub id: DeviceId,
+    pub label: String,
+    /// Digits only; `None` while the device has no credentials.
+    pub phone_number: Option<String>,
+    /// The account's push name; `None` while unknown or without credentials.
+    pub display_name: Option<String>,
+    /// The companion JID (`PN:D@s.whatsapp.net`); `None` without credentials.
+    pub jid: Option<String>,
+    pub state: DeviceState,
+    pub state_reason: StateReason,
+    /// When `connecting` after a failure: the time of the next attempt.
+    pub next_retry_at: Option<DateTime<Utc>>,
+    /// When `offline` because of a temporary ban: when the ban ends.
+    pub ban_expires_at: Option<DateTime<Utc>>,
+    /// Whether long-term credentials exist for this device (keyring entry and
+    /// session store). `false` exactly in `disconnected` and `pairing`.
+    pub has_credentials: bool,
+    pub created_at: DateTime<Utc>,
+    pub last_connected_at: Option<DateTime<Utc>>,
+}
+
+/// Who performed an action recorded in the history.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Actor {
+    /// The admin at the desktop GUI.
+    Desktop,
+    /// A user of the REST API, by name.
+    RestApi(String),
+    /// WhatsApp's server (server-initiated endings).
+    Whatsapp,
+    /// The service itself (start-up restore, crash recovery, retries).
+    System,
+}
+
+impl fmt::Display for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Actor::Desktop => f.write_str("desktop"),
+            Actor::RestApi(user) => write!(f, "api:{user}"),
+            Actor::Whatsapp => f.write_str("whatsapp"),
+            Actor::System => f.write_str("system"),
+        }
+    }
+}
+
+impl Actor {
+    pub fn parse(s: &str) -> Actor {
+        match s {
+            "desktop" => Actor::Desktop,
+            "whatsapp" => Actor::Whatsapp,
+            "system" => Actor::System,
+            other => Actor::RestApi(other.strip_prefix("api:").unwrap_or(other).to_owned()),
+        }
+    }
+}
+
+impl Serialize for Actor {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Actor {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        Ok(Actor::parse(&String::deserialize(d)?))
+    }
+}
+
+/// What happened, in the audit history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HistoryAction {
+    Create,
+    Rename,
+    LoginQr,
+    LoginCode,
+    CancelLogin,
+    Paired,
+    QrExpired,
+    PairingFailed,
+    Reconnect,
+    Logout,
+    Delete,
+    RemovedFromPhone,
+    Replaced,
+    TemporarilyBanned,
+    ClientOutdated,
+    /// A logout or delete interrupted by a crash, finished at start-up.
+    RecoveredWipe,
+}
+
+impl HistoryAction {
+    pub fn as_str(self) -> &'static str {
+        use HistoryAction::*;
+        match self {
+            Create => "create",
+            Rename => "rename",
+            LoginQr => "login_qr",
+            LoginCode => "login_code",
+            CancelLogin => "cancel_login",
+            Paired => "paired",
+            QrExpired => "qr_expired",
+            PairingFailed => "pairing_failed",
+            Reconnect => "reconnect",
+            Logout => "logout",
+            Delete => "delete",
+            RemovedFromPhone => "removed_from_phone",
+            Replaced => "replaced",
+            TemporarilyBanned => "temporarily_banned",
+            ClientOutdated => "client_outdated",
+            RecoveredWipe => "recovered_wipe",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<HistoryAction> {
+        use HistoryAction::*;
+        [
+            Create,
+            Rename,
+            LoginQr,
+            LoginCode,
+            CancelLogin,
+            Paired,
+            QrExpired,
+            PairingFailed,
+            Reconnect,
+            Logout,
+            Delete,
+            RemovedFromPhone,
+            Replaced,
+            TemporarilyBanned,
+            ClientOutdated,
+            RecoveredWipe,
+        ]
+        .into_iter()
+        .find(|a| a.as_str() == s)
+    }
+}
+
+/// The outcome of a recorded action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Ok,
+    Failed,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
+/// One row of a device's audit history. Never holds a secret: `detail` is
+/// written by this crate from non-secret facts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub at: DateTime<Utc>,
+    pub device_id: String,
+    pub action: HistoryAction,
+    pub actor: Actor,
+    pub outcome: Outcome,
+    pub detail: String,
+}
+
+/// The result of a logout (and of the logout step of a delete).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogoutOutcome {
+    /// Whether the device had credentials (if not, nothing was changed).
+    pub had_credentials: bool,
+    /// Whether WhatsApp confirmed the unlink (`remove-companion-device`).
+    pub unlink_confirmed: bool,
+    /// For the admin: what happened, e.g. that the device may remain in the
+    /// phone's Linked devices list until removed there.
+    pub message: String,
+}
+
+/// A QR code to show: the SVG and when it stops being valid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QrCode {
+    pub device_id: DeviceId,
+    pub svg: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A pairing code to type on the phone: `XXXX-XXXX`, and its expiry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PairingCode {
+    pub device_id: DeviceId,
+    pub code: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What the shell forwards to the GUI (and the REST API to its clients).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServiceEvent {
+    /// A device was created or changed: its full new snapshot.
+    DeviceChanged { device: Device },
+    /// A device was deleted.
+    DeviceRemoved { device_id: DeviceId },
+    /// A new QR code for a pending QR login.
+    QrCode(QrCode),
+    /// The pairing code of a pending code login.
+    PairingCode(PairingCode),
+    /// Something the server did on its own, for the admin's attention.
+    Notice {
+        device_id: DeviceId,
+        reason: StateReason,
+        message: String,
+    },
+}
+
+/// Arguments of [`crate::DeviceService::create`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewDevice {
+    /// The admin's id, or `None` for a generated one.
+    pub id: Option<String>,
+    pub label: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_ids_accept_the_allowed_alphabet() {
+        for ok in ["a", "Phone_1.backup-2", &"x".repeat(64), "..a", "a.."] {
+            assert_eq!(DeviceId::parse(ok).map(|id| id.0), Ok(ok.to_owned()));
+        }
+    }
+
+    #[test]
+    fn device_ids_reject_everything_else() {
+        let too_long = "x".repeat(65);
+        for bad in [
+            "",
+            ".",
+            "..",
+            "../etc",
+            "a/b",
+            "a\\b",
+            "a b",
+            "tél",
+            "📱",
+            "a\0b",
+            too_long.as_str(),
+        ] {
+            let err = DeviceId::parse(bad).expect_err(bad);
+            assert_eq!(err.code, ErrorCode::InvalidId, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn generated_ids_are_valid_and_distinct() {
+        let a = DeviceId::generate();
+        let b = DeviceId::generate();
+        assert_ne!(a, b);
+        assert_eq!(DeviceId::parse(a.as_str()), Ok(a));
+    }
+
+    #[test]
+    fn phone_numbers_are_normalized_to_digits() {
+        assert_eq!(
+            normalize_phone_number("+49 151-234 5678"),
+            Ok("491512345678".to_owned())
+        );
+        assert_eq!(normalize_phone_number("1234567"), Ok("1234567".to_owned()));
+        assert_eq!(
+            normalize_phone_number("123456789012345"),
+            Ok("123456789012345".to_owned())
+        );
+    }
+
+    #[test]
+    fn bad_phone_numbers_are_rejected() {
+        for bad in [
+            "",
+            "+",
+            "123456",
+            "1234567890123456",
+            "0491512345678",
+            "+49 151 CALL ME",
+            "49(151)2345678",
+            "４９１５１２３４５６７",
+        ] {
+            let err = normalize_phone_number(bad).expect_err(bad);
+            assert_eq!(err.code, ErrorCode::InvalidPhone, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn labels_are_trimmed_and_bounded() {
+        assert_eq!(
+            normalize_label("  Front desk  "),
+            Ok("Front desk".to_owned())
+        );
+        assert_eq!(normalize_label(&"é".repeat(100)), Ok("é".repeat(100)));
+        assert_eq!(
+            normalize_label(&"é".repeat(101)).map_err(|e| e.code),
+            Err(ErrorCode::InvalidLabel)
+        );
+        assert_eq!(
+            normalize_label("a\nb").map_err(|e| e.code),
+            Err(ErrorCode::InvalidLabel)
+        );
+    }
+
+    #[test]
+    fn states_and_reasons_round_trip_through_their_names() {
+        for state in [
+            DeviceState::Disconnected,
+            DeviceState::Pairing,
+            DeviceState::Connecting,
+            DeviceState::LoggedIn,
+            DeviceState::Offline,
+        ] {
+            let json = serde_json::to_value(state).expect("serializes");
+            assert_eq!(json, serde_json::Value::String(state.as_str().to_owned()));
+            assert_eq!(DeviceState::parse(state.as_str()), Some(state));
+        }
+        let reason = StateReason::RemovedFromPhone;
+        assert_eq!(
+            serde_json::to_value(reason).expect("serializes"),
+            serde_json::json!("removed_from_phone")
+        );
+        assert_eq!(
+            StateReason::parse("qr_expired"),
+            Some(StateReason::QrExpired)
+        );
+    }
+
+    #[test]
+    fn actors_serialize_as_plain_strings() {
+        assert_eq!(Actor::Desktop.to_string(), "desktop");
+        assert_eq!(Actor::RestApi("alice".into()).to_string(), "api:alice");
+        assert_eq!(Actor::parse("api:alice"), Actor::RestApi("alice".into()));
+        assert_eq!(
+            serde_json::to_value(Actor::Whatsapp).expect("serializes"),
+            serde_json::json!("whatsapp")
+        );
+    }
+
+    #[test]
+    fn events_are_tagged_by_type() {
+        let id = DeviceId::parse("d1").expect("valid id");
+        let event = ServiceEvent::Notice {
+            device_id: id,
+            reason: StateReason::Replaced,
+            message: "m".into(),
+        };
+        let json = serde_json::to_value(&event).expect("serializes");
+        assert_eq!(
+            json,
+            serde_json::json!({"type": "notice", "device_id": "d1", "reason": "replaced", "message": "m"})
+        );
+    }
+}

@@ -1,0 +1,1281 @@
+//! The device service: every operation the GUI and the REST API offer.
+//!
+//! Concurrency: each device has a slot with an async mutex. Every operation on
+//! a device, and every reaction to an event of its WhatsApp session, runs with
+//! that lock held, so operations on one device are serialized: a logout during
+//! pairing, two logouts at once, or a delete during a reconnect each run one
+//! after the other and see the state the previous one left. Waiting for a QR
+//! code or pairing code happens after the lock is released.
+
+use crate::app_db::{AppDatabase, PendingWipe, history_to_csv, now};
+use crate::error::{ErrorCode, Result, ServiceError};
+use crate::files::{DataLayout, create_private_dir};
+use crate::model::{
+    Actor, Device, DeviceId, DeviceState, HistoryAction, HistoryEntry, LogoutOutcome, NewDevice,
+    Outcome, PairingCode, QrCode, ServiceEvent, StateReason, normalize_label,
+    normalize_phone_number,
+};
+use crate::secrets::SecretStore;
+use crate::session::store::secret_name;
+use crate::session::{LiveSession, ServerEndpoint, SessionEvents, SessionPurpose, SessionSettings};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
+use wacore::types::events::{ConnectFailureReason, Event};
+
+/// A step of a logout or delete, reported to [`ServiceConfig::wipe_step_observer`]
+/// right after it completed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WipeStep {
+    /// The wipe is recorded in the journal; nothing else happened yet.
+    Journaled,
+    /// Step 1: the unlink was attempted (confirmed or not).
+    Unlinked,
+    /// Step 2: the device's keyring entry is deleted.
+    SecretsDeleted,
+    /// Step 3: the device is `disconnected` with blank identity fields.
+    DeviceReset,
+    /// Step 4: the device's session store files are deleted.
+    SessionFilesDeleted,
+    /// Delete only: the device row is removed.
+    DeviceRemoved,
+}
+
+/// Called after each wipe step. For crash tests: a test child process blocks
+/// here so that its parent can kill it between two steps.
+pub type WipeStepObserver = Arc<dyn Fn(&DeviceId, WipeStep) + Send + Sync>;
+
+/// How the service is set up.
+#[derive(Clone)]
+pub struct ServiceConfig {
+    /// The app-data folder; created private (0700) if missing.
+    pub data_dir: PathBuf,
+    /// Where long-term secrets go: the OS keyring in the product.
+    pub secret_store: Arc<dyn SecretStore>,
+    /// Where sessions connect. Only WhatsApp itself outside the `simulator`
+    /// feature.
+    pub server: ServerEndpoint,
+    /// How many devices connect at once during the start-up restore.
+    pub restore_concurrency: usize,
+    /// Upper bound of logout step 1 (connecting if needed, then the unlink).
+    pub unlink_timeout: Duration,
+    /// How long a login waits for the first QR code or the pairing code.
+    pub login_timeout: Duration,
+    /// Reconnect devices with credentials at start-up.
+    pub restore_on_open: bool,
+    /// See [`WipeStepObserver`].
+    pub wipe_step_observer: Option<WipeStepObserver>,
+    /// Simulator builds: divides the client's sleeps and timeouts (see
+    /// [`crate::session::SessionSettings`]). 1 = real time.
+    #[cfg(feature = "simulator")]
+    pub client_time_factor: u32,
+}
+
+impl ServiceConfig {
+    pub fn new(data_dir: impl Into<PathBuf>, secret_store: Arc<dyn SecretStore>) -> ServiceConfig {
+        ServiceConfig {
+            data_dir: data_dir.into(),
+            secret_store,
+            server: ServerEndpoint::default(),
+            restore_concurrency: 16,
+            unlink_timeout: Duration::from_secs(10),
+            login_timeout: Duration::from_secs(30),
+            restore_on_open: true,
+            wipe_step_observer: None,
+            #[cfg(feature = "simulator")]
+            client_time_factor: 1,
+        }
+    }
+}
+
+/// The session-related state of one device, guarded by its slot's lock.
+#[derive(Default)]
+struct SlotState {
+    session: Option<LiveSession>,
+    first_qr: Option<oneshot::Sender<Result<QrCode>>>,
+    pairing_code: Option<oneshot::Sender<Result<PairingCode>>>,
+}
+
+#[derive(Default)]
+struct Slot {
+    state: tokio::sync::Mutex<SlotState>,
+}
+
+struct Inner {
+    db: AppDatabase,
+    layout: DataLayout,
+    secrets: Arc<dyn SecretStore>,
+    sessions: SessionSettings,
+    unlink_timeout: Duration,
+    login_timeout: Duration,
+    restore_concurrency: usize,
+    wipe_step_observer: Option<WipeStepObserver>,
+    events: broadcast::Sender<ServiceEvent>,
+    slots: Mutex<HashMap<DeviceId, Arc<Slot>>>,
+    next_generation: AtomicU64,
+}
+
+/// The device service. Cheap to clone; all clones drive the same devices.
+#[derive(Clone)]
+pub struct DeviceService {
+    inner: Arc<Inner>,
+}
+
+/// Capacity of the event channel; a subscriber that falls further behind
+/// misses events (and sees `RecvError::Lagged`), it never blocks the service.
+const EVENT_CAPACITY: usize = 4096;
+
+impl DeviceService {
+    /// Opens the service on `config.data_dir`: creates or migrates the app
+    /// database, finishes wipes a crash interrupted, resets logins a crash
+    /// left pending, and (if configured) reconnects every device with
+    /// credentials in the background.
+    pub async fn open(config: ServiceConfig) -> Result<DeviceService> {
+        create_private_dir(&config.data_dir)?;
+        let layout = DataLayout::new(config.data_dir.clone());
+        create_private_dir(&layout.sessions_dir())?;
+        let db = AppDatabase::open(&layout.app_db())?;
+        let (events, _) = broadcast::channel(EVENT_CAPACITY);
+        let service = DeviceService {
+            inner: Arc::new(Inner {
+                db,
+                layout,
+                secrets: config.secret_store,
+                sessions: SessionSettings {
+                    server: config.server,
+                    #[cfg(feature = "simulator")]
+                    time_factor: config.client_time_factor,
+                },
+                unlink_timeout: config.unlink_timeout,
+                login_timeout: config.login_timeout,
+                restore_concurrency: config.restore_concurrency.max(1),
+                wipe_step_observer: config.wipe_step_observer,
+                events,
+                slots: Mutex::new(HashMap::new()),
+                next_generation: AtomicU64::new(1),
+            }),
+        };
+        service.recover().await?;
+        if config.restore_on_open {
+            service.restore_sessions()?;
+        }
+        Ok(service)
+    }
+
+    /// Events for the shell to forward.
+    pub fn subscribe(&self) -> broadcast::Receiver<ServiceEvent> {
+        self.inner.events.subscribe()
+    }
+
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.inner.layout.root()
+    }
+
+    /// Creates a device (`disconnected`, reason `created`).
+    pub async fn create(&self, new: NewDevice, actor: Actor) -> Result<Device> {
+        let label = normalize_label(&new.label)?;
+        let id = match new.id.as_deref() {
+            Some(id) => DeviceId::parse(id)?,
+            None => loop {
+                let id = DeviceId::generate();
+                if self.inner.db.device(&id)?.is_none() {
+                    break id;
+                }
+            },
+        };
+        let slot = self.inner.slot(&id);
+        let _guard = slot.state.lock().await;
+        let device = Device {
+            id: id.clone(),
+            label,
+            phone_number: None,
+            display_name: None,
+            jid: None,
+            state: DeviceState::Disconnected,
+            state_reason: StateReason::Created,
+            next_retry_at: None,
+            ban_expires_at: None,
+            has_credentials: false,
+            created_at: now(),
+            last_connected_at: None,
+        };
+        self.inner.db.insert_device(&device)?;
+        self.inner.record(
+            &id,
+            HistoryAction::Create,
+            &actor,
+            Outcome::Ok,
+            format!("label \"{}\"", device.label),
+        );
+        self.inner.emit_device(&device);
+        Ok(device)
+    }
+
+    /// All devices, ordered by id.
+    pub fn list(&self) -> Result<Vec<Device>> {
+        self.inner.db.devices()
+    }
+
+    pub fn get(&self, id: &str) -> Result<Device> {
+        let id = DeviceId::parse(id)?;
+        self.inner.device(&id)
+    }
+
+    pub async fn rename(&self, id: &str, label: &str, actor: Actor) -> Result<Device> {
+        let id = DeviceId::parse(id)?;
+        let label = normalize_label(label)?;
+        let slot = self.inner.slot(&id);
+        let _guard = slot.state.lock().await;
+        let mut device = self.inner.device(&id)?;
+        let old = std::mem::replace(&mut device.label, label);
+        self.inner.db.update_device(&device)?;
+        self.inner.record(
+            &id,
+            HistoryAction::Rename,
+            &actor,
+            Outcome::Ok,
+            format!("from \"{old}\" to \"{}\"", device.label),
+        );
+        self.inner.emit_device(&device);
+        Ok(device)
+    }
+
+    /// Starts a QR login and returns the first QR code; later codes come as
+    /// [`ServiceEvent::QrCode`]. When the codes run out the device returns to
+    /// `disconnected` with reason `qr_expired`.
+    pub async fn login_qr(&self, id: &str, actor: Actor) -> Result<QrCode> {
+        let id = DeviceId::parse(id)?;
+        let (tx, rx) = oneshot::channel();
+        self.start_pairing(&id, &actor, SessionPurpose::PairByQr, |st| {
+            st.first_qr = Some(tx)
+        })
+        .await?;
+        self.await_login(&id, rx, "QR code").await
+    }
+
+    /// Starts a login by pairing code for `phone_number` and returns the code
+    /// (`XXXX-XXXX`) to type on the phone.
+    pub async fn login_code(
+        &self,
+        id: &str,
+        phone_number: &str,
+        actor: Actor,
+    ) -> Result<PairingCode> {
+        let id = DeviceId::parse(id)?;
+        let phone = normalize_phone_number(phone_number)?;
+        let (tx, rx) = oneshot::channel();
+        self.start_pairing(&id, &actor, SessionPurpose::PairByCode(phone), |st| {
+            st.pairing_code = Some(tx)
+        })
+        .await?;
+        self.await_login(&id, rx, "pairing code").await
+    }
+
+    async fn await_login<T>(
+        &self,
+        id: &DeviceId,
+        rx: oneshot::Receiver<Result<T>>,
+        what: &str,
+    ) -> Result<T> {
+        match tokio::time::timeout(self.inner.login_timeout, rx).await {
+            Ok(Ok(result)) => result,
+            // The sender was dropped: the pairing ended (cancelled, logged
+            // out, deleted) before the first code arrived.
+            Ok(Err(_)) => Err(ServiceError::whatsapp(format!(
+                "the login ended before a {what} arrived"
+            ))),
+            Err(_) => {
+                let slot = self.inner.slot(id);
+                let mut st = slot.state.lock().await;
+                if let Ok(device) = self.inner.device(id)
+                    && device.state == DeviceState::Pairing
+                {
+                    self.inner
+                        .end_pairing(&mut st, device, StateReason::PairingFailed)
+                        .await?;
+                }
+                Err(ServiceError::whatsapp(format!(
+                    "WhatsApp sent no {what} within {} s",
+                    self.inner.login_timeout.as_secs()
+                )))
+            }
+        }
+    }
+
+    async fn start_pairing(
+        &self,
+        id: &DeviceId,
+        actor: &Actor,
+        purpose: SessionPurpose,
+        arm: impl FnOnce(&mut SlotState),
+    ) -> Result<()> {
+        let action = match purpose {
+            SessionPurpose::PairByCode(_) => HistoryAction::LoginCode,
+            _ => HistoryAction::LoginQr,
+        };
+        let slot = self.inner.slot(id);
+        let mut st = slot.state.lock().await;
+        let mut device = self.inner.device(id)?;
+        let refused = match device.state {
+            DeviceState::Pairing => Some("a login is already pending; cancel it first"),
+            _ if device.has_credentials => {
+                Some("the device is linked already; log it out before linking it again")
+            }
+            _ => None,
+        };
+        if let Some(why) = refused {
+            self.inner
+                .record(id, action, actor, Outcome::Failed, why.to_owned());
+            return Err(ServiceError::busy(why));
+        }
+        // A fresh client every time: whatever an earlier pairing left behind
+        // (keyring entry, session store) goes first.
+        if let Err(err) = self.inner.wipe_local(id).await {
+            self.inner
+                .record(id, action, actor, Outcome::Failed, err.message.clone());
+            return Err(err);
+        }
+        arm(&mut st);
+        let reason = match purpose {
+            SessionPurpose::PairByCode(_) => StateReason::CodeLoginRequested,
+            _ => StateReason::QrLoginRequested,
+        };
+        if let Err(err) = self.inner.start_session(id, &mut st, purpose).await {
+            st.first_qr = None;
+            st.pairing_code = None;
+            // Starting may have created the store and the keyring entry.
+            let _ = self.inner.wipe_local(id).await;
+            self.inner
+                .record(id, action, actor, Outcome::Failed, err.message.clone());
+            return Err(err);
+        }
+        device.state = DeviceState::Pairing;
+        device.state_reason = reason;
+        device.next_retry_at = None;
+        device.ban_expires_at = None;
+        self.inner.save(&device)?;
+        self.inner
+            .record(id, action, actor, Outcome::Ok, "login started".to_owned());
+        Ok(())
+    }
+
+    /// Cancels a pending login (QR or code). On a device that is not pairing
+    /// this changes nothing and returns the device as it is.
+    pub async fn cancel_login(&self, id: &str, actor: Actor) -> Result<Device> {
+        let id = DeviceId::parse(id)?;
+        let slot = self.inner.slot(&id);
+        let mut st = slot.state.lock().await;
+        let device = self.inner.device(&id)?;
+        if device.state != DeviceState::Pairing {
+            self.inner.record(
+                &id,
+                HistoryAction::CancelLogin,
+                &actor,
+                Outcome::Ok,
+                "no login pending; nothing changed".to_owned(),
+            );
+            return Ok(device);
+        }
+        let device = self
+            .inner
+            .end_pairing(&mut st, device, StateReason::LoginCancelled)
+            .await?;
+        self.inner.record(
+            &id,
+            HistoryAction::CancelLogin,
+            &actor,
+            Outcome::Ok,
+            "pending login cancelled".to_owned(),
+        );
+        Ok(device)
+    }
+
+    /// Drops and re-opens the connection of a device with credentials.
+    /// `no_credentials` on a device without.
+    pub async fn reconnect(&self, id: &str, actor: Actor) -> Result<Device> {
+        let id = DeviceId::parse(id)?;
+        let slot = self.inner.slot(&id);
+        let mut st = slot.state.lock().await;
+        let device = self.inner.device(&id)?;
+        if !device.has_credentials {
+            let err = ServiceError::new(
+                ErrorCode::NoCredentials,
+                format!(
+                    "device \"{id}\" has no credentials to reconnect with; link it by QR code or pairing code"
+                ),
+            );
+            self.inner.record(
+                &id,
+                HistoryAction::Reconnect,
+                &actor,
+                Outcome::Failed,
+                err.message.clone(),
+            );
+            return Err(err);
+        }
+        match self
+            .inner
+            .connect(&mut st, device, StateReason::ReconnectRequested)
+            .await
+        {
+            Ok(device) => {
+                self.inner.record(
+                    &id,
+                    HistoryAction::Reconnect,
+                    &actor,
+                    Outcome::Ok,
+                    "connection re-opened".to_owned(),
+                );
+                Ok(device)
+            }
+            Err(err) => {
+                self.inner.record(
+                    &id,
+                    HistoryAction::Reconnect,
+                    &actor,
+                    Outcome::Failed,
+                    err.message.clone(),
+                );
+                Err(err)
+            }
+        }
+    }
+
+    /// Logs a device out: unlink at WhatsApp (bounded), delete its keyring
+    /// entry, reset it to `disconnected`, delete its session store. The local
+    /// wipe happens even when the unlink is not confirmed.
+    pub async fn logout(&self, id: &str, actor: Actor) -> Result<LogoutOutcome> {
+        let id = DeviceId::parse(id)?;
+        let slot = self.inner.slot(&id);
+        let mut st = slot.state.lock().await;
+        let device = self.inner.device(&id)?;
+        let outcome = self
+            .inner
+            .logout_locked(&mut st, device, &actor, false)
+            .await;
+        match &outcome {
+            Ok(o) => self.inner.record(
+                &id,
+                HistoryAction::Logout,
+                &actor,
+                Outcome::Ok,
+                o.message.clone(),
+            ),
+            Err(e) => self.inner.record(
+                &id,
+                HistoryAction::Logout,
+                &actor,
+                Outcome::Failed,
+                e.message.clone(),
+            ),
+        }
+        outcome
+    }
+
+    /// Deletes a device: logs it out first when it has credentials (same
+    /// semantics as [`DeviceService::logout`]), then removes it and its data.
+    /// Its history stays (audit trail).
+    pub async fn delete(&self, id: &str, actor: Actor) -> Result<LogoutOutcome> {
+        let id = DeviceId::parse(id)?;
+        let slot = self.inner.slot(&id);
+        let mut st = slot.state.lock().await;
+        let device = self.inner.device(&id)?;
+        let outcome = self
+            .inner
+            .logout_locked(&mut st, device, &actor, true)
+            .await;
+        match &outcome {
+            Ok(o) => {
+                self.inner.record(
+                    &id,
+                    HistoryAction::Delete,
+                    &actor,
+                    Outcome::Ok,
+                    o.message.clone(),
+                );
+                self.inner
+                    .slots
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&id);
+                let _ = self
+                    .inner
+                    .events
+                    .send(ServiceEvent::DeviceRemoved { device_id: id });
+            }
+            Err(e) => self.inner.record(
+                &id,
+                HistoryAction::Delete,
+                &actor,
+                Outcome::Failed,
+                e.message.clone(),
+            ),
+        }
+        outcome
+    }
+
+    /// A device's history, oldest first. Works for deleted devices too, as
+    /// long as they have history; `not_found` otherwise.
+    pub fn history(&self, id: &str) -> Result<Vec<HistoryEntry>> {
+        let id = DeviceId::parse(id)?;
+        let entries = self.inner.db.history(&id)?;
+        if entries.is_empty() && self.inner.db.device(&id)?.is_none() {
+            return Err(ServiceError::not_found(id.as_str()));
+        }
+        Ok(entries)
+    }
+
+    /// [`DeviceService::history`] as CSV with a header row.
+    pub fn history_csv(&self, id: &str) -> Result<String> {
+        Ok(history_to_csv(&self.history(id)?))
+    }
+
+    /// Stops every live session (without logging anything out). For an
+    /// orderly exit; the service can keep being used afterwards.
+    pub async fn shutdown(&self) {
+        let slots: Vec<Arc<Slot>> = self
+            .inner
+            .slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for slot in slots {
+            let mut st = slot.state.lock().await;
+            if let Some(session) = st.session.take() {
+                session.stop().await;
+            }
+        }
+    }
+
+    /// Start-up: finish interrupted wipes, reset interrupted logins.
+    async fn recover(&self) -> Result<()> {
+        for wipe in self.inner.db.pending_wipes()? {
+            // A keyring that is unavailable now leaves the journal row in
+            // place: the wipe is finished at a later start.
+            if let Err(err) = self.inner.finish_wipe(&wipe).await {
+                self.inner.record(
+                    &wipe.device_id,
+                    HistoryAction::RecoveredWipe,
+                    &Actor::System,
+                    Outcome::Failed,
+                    err.message,
+                );
+                continue;
+            }
+            self.inner.record(
+                &wipe.device_id,
+                HistoryAction::RecoveredWipe,
+                &Actor::System,
+                Outcome::Ok,
+                format!(
+                    "{} interrupted by a crash finished at start-up; {}",
+                    if wipe.delete_device {
+                        "delete"
+                    } else {
+                        "logout"
+                    },
+                    unlink_sentence(wipe.unlink_confirmed)
+                ),
+            );
+        }
+        for mut device in self.inner.db.devices()? {
+            if device.state == DeviceState::Pairing {
+                // The process died while pairing: the half-made credentials
+                // go, the device is back to where the login started.
+                if self.inner.wipe_local(&device.id).await.is_ok() {
+                    device.state = DeviceState::Disconnected;
+                    device.state_reason = StateReason::LoginCancelled;
+                    self.inner.save(&device)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reconnects every device with credentials, `restore_concurrency` at a
+    /// time; the library retries failures with backoff and jitter. Devices
+    /// `offline` for a permanent reason stay offline; a temporary ban that has
+    /// expired is retried.
+    fn restore_sessions(&self) -> Result<()> {
+        let semaphore = Arc::new(Semaphore::new(self.inner.restore_concurrency));
+        let current = now();
+        for device in self.inner.db.devices()? {
+            let wants_connection = device.has_credentials
+                && match device.state {
+                    DeviceState::Offline => {
+                        device.state_reason == StateReason::TemporarilyBanned
+                            && device.ban_expires_at.is_some_and(|t| t <= current)
+                    }
+                    _ => true,
+                };
+            if !wants_connection {
+                continue;
+            }
+            // Nothing is connected yet, whatever the state was at exit: say
+            // so before `open` returns, not once the restore task runs.
+            let mut device = device;
+            device.state = DeviceState::Connecting;
+            device.state_reason = StateReason::Restoring;
+            device.next_retry_at = None;
+            self.inner.save(&device)?;
+            let inner = Arc::clone(&self.inner);
+            let semaphore = Arc::clone(&semaphore);
+            tokio::spawn(async move {
+                let Ok(_permit) = semaphore.acquire_owned().await else {
+                    return;
+                };
+                let slot = inner.slot(&device.id);
+                let client = {
+                    let mut st = slot.state.lock().await;
+                    // Re-read: an admin may have acted since start-up.
+                    let Ok(device) = inner.device(&device.id) else {
+                        return;
+                    };
+                    if !device.has_credentials || st.session.is_some() {
+                        return;
+                    }
+                    if inner
+                        .connect(&mut st, device, StateReason::Restoring)
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                    st.session.as_ref().map(|s| Arc::clone(&s.client))
+                };
+                // Hold the permit until this device is in (or gave up for
+                // now), so at most `restore_concurrency` handshakes overlap.
+                if let Some(client) = client {
+                    let deadline = tokio::time::Instant::now() + RESTORE_PERMIT_HOLD;
+                    while !client.is_logged_in() && tokio::time::Instant::now() < deadline {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+            });
+        }
+        Ok(())
+    }
+}
+
+/// How long a start-up restore holds its concurrency permit at most.
+const RESTORE_PERMIT_HOLD: Duration = Duration::from_secs(20);
+
+fn unlink_sentence(confirmed: bool) -> &'static str {
+    if confirmed {
+        "WhatsApp confirmed the unlink"
+    } else {
+        "WhatsApp did not confirm the unlink: the device may remain in the phone's Linked devices until removed there"
+    }
+}
+
+/// Renders a QR payload as an SVG image.
+fn qr_svg(payload: &str) -> Result<String> {
+    let code = qrcode::QrCode::new(payload.as_bytes())
+        .map_err(|e| ServiceError::internal(format!("cannot render the QR code: {e}")))?;
+    Ok(code
+        .render::<qrcode::render::svg::Color<'_>>()
+        .min_dimensions(256, 256)
+        .build())
+}
+
+/// `ABCD1234` -> `ABCD-1234`.
+fn format_pairing_code(code: &str) -> String {
+    let code: String = code.chars().filter(|c| *c != '-').collect();
+    if code.chars().count() == 8 {
+        let (a, b) = code.split_at(4);
+        format!("{a}-{b}")
+    } else {
+        code
+    }
+}
+
+fn expiry_after(timeout: Duration) -> chrono::DateTime<chrono::Utc> {
+    now() + chrono::Duration::from_std(timeout).unwrap_or(chrono::Duration::zero())
+}
+
+impl Inner {
+    fn slot(&self, id: &DeviceId) -> Arc<Slot> {
+        Arc::clone(
+            self.slots
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(id.clone())
+                .or_default(),
+        )
+    }
+
+    fn device(&self, id: &DeviceId) -> Result<Device> {
+        self.db
+            .device(id)?
+            .ok_or_else(|| ServiceError::not_found(id.as_str()))
+    }
+
+    fn emit_device(&self, device: &Device) {
+        // No subscriber is not an error.
+        let _ = self.events.send(ServiceEvent::DeviceChanged {
+            device: device.clone(),
+        });
+    }
+
+    fn save(&self, device: &Device) -> Result<()> {
+        self.db.update_device(device)?;
+        self.emit_device(device);
+        Ok(())
+    }
+
+    fn notice(&self, id: &DeviceId, reason: StateReason, message: String) {
+        let _ = self.events.send(ServiceEvent::Notice {
+            device_id: id.clone(),
+            reason,
+            message,
+        });
+    }
+
+    /// Appends to the history. A failure to record is not a failure of the
+    /// action (which already happened), so it is not returned.
+    fn record(
+        &self,
+        id: &DeviceId,
+        action: HistoryAction,
+        actor: &Actor,
+        outcome: Outcome,
+        detail: String,
+    ) {
+        let _ = self.db.append_history(&HistoryEntry {
+            at: now(),
+            device_id: id.to_string(),
+            action,
+            actor: actor.clone(),
+            outcome,
+            detail,
+        });
+    }
+
+    fn observe(&self, id: &DeviceId, step: WipeStep) {
+        if let Some(observer) = &self.wipe_step_observer {
+            observer(id, step);
+        }
+    }
+
+    /// Runs a keyring call off the async workers (the Secret Service client
+    /// blocks on D-Bus).
+    async fn keyring<T: Send + 'static>(
+        &self,
+        call: impl FnOnce(&dyn SecretStore) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let store = Arc::clone(&self.secrets);
+        tokio::task::spawn_blocking(move || call(&*store))
+            .await
+            .map_err(|e| ServiceError::internal(format!("keyring task failed: {e}")))?
+    }
+
+    /// Fails with `keyring_unavailable` unless the keyring answers now.
+    async fn probe_keyring(&self, id: &DeviceId) -> Result<bool> {
+        let name = secret_name(id);
+        self.keyring(move |s| s.get(&name).map(|v| v.is_some()))
+            .await
+    }
+
+    /// Deletes a device's keyring entry and session files.
+    async fn wipe_local(&self, id: &DeviceId) -> Result<()> {
+        let name = secret_name(id);
+        self.keyring(move |s| s.delete(&name)).await?;
+        self.layout.remove_session_files(id)
+    }
+
+    async fn start_session(
+        self: &Arc<Self>,
+        id: &DeviceId,
+        st: &mut SlotState,
+        purpose: SessionPurpose,
+    ) -> Result<()> {
+        if let Some(old) = st.session.take() {
+            old.stop().await;
+        }
+        let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let session = LiveSession::start(
+            id,
+            &self.layout,
+            Arc::clone(&self.secrets),
+            &self.sessions,
+            purpose,
+            generation,
+            tx,
+        )
+        .await?;
+        st.session = Some(session);
+        tokio::spawn(Arc::clone(self).watch_session(id.clone(), rx));
+        Ok(())
+    }
+
+    /// (Re)connects a device with credentials: `connecting` with `reason`.
+    async fn connect(
+        self: &Arc<Self>,
+        st: &mut SlotState,
+        mut device: Device,
+        reason: StateReason,
+    ) -> Result<Device> {
+        // Credentials that are gone (keyring entry or store deleted behind
+        // our back) must not silently turn into a fresh pairing.
+        let has_secret = self.probe_keyring(&device.id).await?;
+        let has_store = self.layout.session_db(&device.id).exists();
+        if !has_secret || !has_store {
+            if let Some(old) = st.session.take() {
+                old.stop().await;
+            }
+            self.wipe_local(&device.id).await?;
+            reset_identity(&mut device, StateReason::CredentialsLost);
+            self.save(&device)?;
+            return Err(ServiceError::new(
+                ErrorCode::NoCredentials,
+                format!(
+                    "the credentials of device \"{}\" are missing from the keyring or the data folder; link it again",
+                    device.id
+                ),
+            ));
+        }
+        self.start_session(&device.id, st, SessionPurpose::Connect)
+            .await?;
+        device.state = DeviceState::Connecting;
+        device.state_reason = reason;
+        device.next_retry_at = None;
+        device.ban_expires_at = None;
+        self.save(&device)?;
+        Ok(device)
+    }
+
+    /// Ends a pending login: stops the session, wipes what it created, and
+    /// returns the device to `disconnected` with `reason`.
+    async fn end_pairing(
+        &self,
+        st: &mut SlotState,
+        mut device: Device,
+        reason: StateReason,
+    ) -> Result<Device> {
+        if let Some(session) = st.session.take() {
+            session.stop().await;
+        }
+        st.first_qr = None;
+        st.pairing_code = None;
+        self.wipe_local(&device.id).await?;
+        reset_identity(&mut device, reason);
+        self.save(&device)?;
+        Ok(device)
+    }
+
+    /// The logout of the product (and the first part of a delete), with the
+    /// device's lock held.
+    async fn logout_locked(
+        self: &Arc<Self>,
+        st: &mut SlotState,
+        device: Device,
+        actor: &Actor,
+        delete_device: bool,
+    ) -> Result<LogoutOutcome> {
+        let id = device.id.clone();
+        if !device.has_credentials {
+            let pairing = device.state == DeviceState::Pairing;
+            if pairing {
+                self.end_pairing(st, device, StateReason::LoggedOut).await?;
+            }
+            if delete_device {
+                self.db.remove_device(&id)?;
+                self.observe(&id, WipeStep::DeviceRemoved);
+            }
+            return Ok(LogoutOutcome {
+                had_credentials: false,
+                unlink_confirmed: false,
+                message: if pairing {
+                    "the pending login was cancelled; the device had no credentials".to_owned()
+                } else {
+                    "the device had no credentials; nothing to log out".to_owned()
+                },
+            });
+        }
+        // Nothing may start if the keyring cannot be reached: the secrets
+        // could not be deleted afterwards.
+        self.probe_keyring(&id).await?;
+        let wipe = PendingWipe {
+            device_id: id.clone(),
+            delete_device,
+            unlink_confirmed: false,
+            actor: actor.clone(),
+        };
+        self.db.begin_wipe(&wipe)?;
+        self.observe(&id, WipeStep::Journaled);
+
+        let unlink_confirmed = self.unlink(st, &device).await;
+        if let Some(session) = st.session.take() {
+            session.stop().await;
+        }
+        if unlink_confirmed {
+            self.db.set_wipe_unlink_confirmed(&id)?;
+        }
+        self.observe(&id, WipeStep::Unlinked);
+
+        self.finish_wipe(&PendingWipe {
+            unlink_confirmed,
+            ..wipe
+        })
+        .await?;
+        Ok(LogoutOutcome {
+            had_credentials: true,
+            unlink_confirmed,
+            message: unlink_sentence(unlink_confirmed).to_owned(),
+        })
+    }
+
+    /// Step 1 of a logout: make sure `remove-companion-device` reaches
+    /// WhatsApp, on the live connection or on one opened just for this,
+    /// within `unlink_timeout`. Returns whether WhatsApp confirmed it.
+    async fn unlink(self: &Arc<Self>, st: &mut SlotState, device: &Device) -> bool {
+        // Everything, opening the store and connecting included, counts
+        // against the bound: a broken store or a dead network must not hold
+        // the logout longer than `unlink_timeout`.
+        let deadline = tokio::time::Instant::now() + self.unlink_timeout;
+        tokio::time::timeout_at(deadline, self.unlink_within(st, device, deadline))
+            .await
+            .unwrap_or(false)
+    }
+
+    async fn unlink_within(
+        self: &Arc<Self>,
+        st: &mut SlotState,
+        device: &Device,
+        deadline: tokio::time::Instant,
+    ) -> bool {
+        let live = st
+            .session
+            .as_ref()
+            .filter(|s| s.client.is_logged_in())
+            .map(|s| Arc::clone(&s.client));
+        let client = match live {
+            Some(client) => client,
+            None => {
+                if self
+                    .start_session(&device.id, st, SessionPurpose::Connect)
+                    .await
+                    .is_err()
+                {
+                    return false;
+                }
+                let Some(client) = st.session.as_ref().map(|s| Arc::clone(&s.client)) else {
+                    return false;
+                };
+                while !client.is_logged_in() {
+                    if tokio::time::Instant::now() >= deadline {
+                        return false;
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                client
+            }
+        };
+        let pn = client
+            .persistence_manager()
+            .get_device_snapshot()
+            .pn
+            .clone();
+        let Some(pn) = pn else { return false };
+        let request = client.execute(wacore::iq::devices::RemoveCompanionDeviceSpec::new(&pn));
+        matches!(tokio::time::timeout_at(deadline, request).await, Ok(Ok(())))
+    }
+
+    /// Steps 2 to 4 of a logout (and the removal of a delete), then the end
+    /// of the journal entry. Idempotent: crash recovery runs it again.
+    async fn finish_wipe(&self, wipe: &PendingWipe) -> Result<()> {
+        let id = &wipe.device_id;
+        let name = secret_name(id);
+        self.keyring(move |s| s.delete(&name)).await?;
+        self.observe(id, WipeStep::SecretsDeleted);
+        if let Some(mut device) = self.db.device(id)? {
+            reset_identity(&mut device, StateReason::LoggedOut);
+            self.save(&device)?;
+        }
+        self.observe(id, WipeStep::DeviceReset);
+        self.layout.remove_session_files(id)?;
+        self.observe(id, WipeStep::SessionFilesDeleted);
+        if wipe.delete_device {
+            self.db.remove_device(id)?;
+            self.observe(id, WipeStep::DeviceRemoved);
+        }
+        self.db.end_wipe(id)?;
+        Ok(())
+    }
+
+    /// Applies the events of one session, in order, each with the device's
+    /// lock held. Events of a session that is no longer the device's current
+    /// one are ignored.
+    async fn watch_session(self: Arc<Self>, id: DeviceId, mut events: SessionEvents) {
+        while let Some((generation, event)) = events.recv().await {
+            let slot = self.slot(&id);
+            let mut st = slot.state.lock().await;
+            if st.session.as_ref().map(|s| s.generation) != Some(generation) {
+                // This session was stopped or replaced: nothing it says
+                // matters any more.
+                return;
+            }
+            let Ok(device) = self.device(&id) else {
+                return;
+            };
+            // Failures here (storage, keyring) cannot be reported to a caller;
+            // the device keeps its last recorded state.
+            let _ = self.apply_event(&mut st, device, &event).await;
+        }
+    }
+
+    async fn apply_event(
+        self: &Arc<Self>,
+        st: &mut SlotState,
+        mut device: Device,
+        event: &Event,
+    ) -> Result<()> {
+        let id = device.id.clone();
+        match event {
+            Event::PairingQrCode(qr) => {
+                let code = QrCode {
+                    device_id: id.clone(),
+                    svg: qr_svg(&qr.code)?,
+                    expires_at: expiry_after(qr.timeout),
+                };
+                if let Some(tx) = st.first_qr.take() {
+                    let _ = tx.send(Ok(code.clone()));
+                }
+                let _ = self.events.send(ServiceEvent::QrCode(code));
+            }
+            Event::PairingCode(pc) => {
+                let code = PairingCode {
+                    device_id: id.clone(),
+                    code: format_pairing_code(&pc.code),
+                    expires_at: expiry_after(pc.timeout),
+                };
+                if let Some(tx) = st.pairing_code.take() {
+                    let _ = tx.send(Ok(code.clone()));
+                }
+                let _ = self.events.send(ServiceEvent::PairingCode(code));
+            }
+            Event::PairingCodeError(_) | Event::PairError(_) => {
+                if let Some(tx) = st.pairing_code.take() {
+                    let _ = tx.send(Err(ServiceError::whatsapp(
+                        "WhatsApp refused the pairing code request",
+                    )));
+                }
+                if device.state == DeviceState::Pairing {
+                    self.end_pairing(st, device, StateReason::PairingFailed)
+                        .await?;
+                    self.record(
+                        &id,
+                        HistoryAction::PairingFailed,
+                        &Actor::Whatsapp,
+                        Outcome::Failed,
+                        "the pairing failed".to_owned(),
+                    );
+                }
+            }
+            Event::PairingQrCodesExhausted(_) if device.state == DeviceState::Pairing => {
+                self.end_pairing(st, device, StateReason::QrExpired).await?;
+                self.record(
+                    &id,
+                    HistoryAction::QrExpired,
+                    &Actor::System,
+                    Outcome::Ok,
+                    "every QR code expired without a scan".to_owned(),
+                );
+            }
+            Event::PairSuccess(ps) => {
+                device.jid = Some(ps.id.to_string());
+                device.phone_number = Some(ps.id.user.to_string());
+                if !ps.business_name.is_empty() {
+                    device.display_name = Some(ps.business_name.clone());
+                }
+                device.has_credentials = true;
+                device.state = DeviceState::Connecting;
+                device.state_reason = StateReason::Paired;
+                self.save(&device)?;
+                self.record(
+                    &id,
+                    HistoryAction::Paired,
+                    &Actor::Whatsapp,
+                    Outcome::Ok,
+                    format!("linked as {}", ps.id),
+                );
+            }
+            Event::Connected(_) => {
+                if let Some(session) = &st.session {
+                    let snapshot = session.client.persistence_manager().get_device_snapshot();
+                    if !snapshot.push_name.is_empty() {
+                        device.display_name = Some(snapshot.push_name.clone());
+                    }
+                    if let Some(pn) = &snapshot.pn {
+                        device.jid = Some(pn.to_string());
+                        device.phone_number = Some(pn.user.to_string());
+                    }
+                }
+                device.has_credentials = true;
+                device.state = DeviceState::LoggedIn;
+                device.state_reason = StateReason::Connected;
+                device.next_retry_at = None;
+                device.ban_expires_at = None;
+                device.last_connected_at = Some(now());
+                self.save(&device)?;
+            }
+            Event::SelfPushNameUpdated(update) => {
+                device.display_name = Some(update.new_name.clone());
+                self.save(&device)?;
+            }
+            Event::Disconnected(_) | Event::ConnectFailure(_)
+                if device.has_credentials && device.state == DeviceState::LoggedIn =>
+            {
+                // The library reconnects by itself with backoff.
+                device.state = DeviceState::Connecting;
+                device.state_reason = StateReason::ConnectionLost;
+                self.save(&device)?;
+            }
+            Event::LoggedOut(out) => {
+                if device.state == DeviceState::Pairing && !device.has_credentials {
+                    self.end_pairing(st, device, StateReason::PairingFailed)
+                        .await?;
+                    return Ok(());
+                }
+                // The server ended the session for good: the credentials are
+                // worthless now, wipe them like a logout without the unlink.
+                if let Some(session) = st.session.take() {
+                    session.stop().await;
+                }
+                let wipe = PendingWipe {
+                    device_id: id.clone(),
+                    delete_device: false,
+                    unlink_confirmed: true,
+                    actor: Actor::Whatsapp,
+                };
+                self.db.begin_wipe(&wipe)?;
+                self.finish_wipe(&wipe).await?;
+                let mut device = self.device(&id)?;
+                let (reason, message) = match out.reason {
+                    ConnectFailureReason::LoggedOut => (
+                        StateReason::RemovedFromPhone,
+                        "the device was removed in the phone's Linked devices; its credentials were wiped",
+                    ),
+                    _ => (
+                        StateReason::LoggedOut,
+                        "WhatsApp logged the device out; its credentials were wiped",
+                    ),
+                };
+                device.state_reason = reason;
+                self.save(&device)?;
+                self.record(
+                    &id,
+                    HistoryAction::RemovedFromPhone,
+                    &Actor::Whatsapp,
+                    Outcome::Ok,
+                    format!("{message} (reason {:?})", out.reason),
+                );
+                self.notice(&id, reason, message.to_owned());
+            }
+            Event::StreamReplaced(_) => {
+                self.go_offline(
+                    st,
+                    device,
+                    StateReason::Replaced,
+                    None,
+                    HistoryAction::Replaced,
+                    "another client took over this session; reconnect or log out".to_owned(),
+                )
+                .await?;
+            }
+            Event::TemporaryBan(ban) => {
+                let until = now() + ban.expire;
+                self.go_offline(
+                    st,
+                    device,
+                    StateReason::TemporarilyBanned,
+                    Some(until),
+                    HistoryAction::TemporarilyBanned,
+                    format!(
+                        "WhatsApp banned the account temporarily ({:?}) until {}",
+                        ban.code,
+                        until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    ),
+                )
+                .await?;
+            }
+            Event::ClientOutdated(_) => {
+                self.go_offline(
+                    st,
+                    device,
+                    StateReason::ClientOutdated,
+                    None,
+                    HistoryAction::ClientOutdated,
+                    "WhatsApp refuses this client version; update the app".to_owned(),
+                )
+                .await?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// A permanent server-side ending that keeps the credentials.
+    async fn go_offline(
+        &self,
+        st: &mut SlotState,
+        mut device: Device,
+        reason: StateReason,
+        ban_expires_at: Option<chrono::DateTime<chrono::Utc>>,
+        action: HistoryAction,
+        message: String,
+    ) -> Result<()> {
+        if let Some(session) = st.session.take() {
+            session.stop().await;
+        }
+        device.state = DeviceState::Offline;
+        device.state_reason = reason;
+        device.ban_expires_at = ban_expires_at;
+        device.next_retry_at = None;
+        self.save(&device)?;
+        self.record(
+            &device.id,
+            action,
+            &Actor::Whatsapp,
+            Outcome::Ok,
+            message.clone(),
+        );
+        self.notice(&device.id, reason, message);
+        Ok(())
+    }
+}
+
+/// `disconnected` without credentials: blank phone number, name and JID.
+fn reset_identity(device: &mut Device, reason: StateReason) {
+    device.state = DeviceState::Disconnected;
+    device.state_reason = reason;
+    device.phone_number = None;
+    device.display_name = None;
+    device.jid = None;
+    device.next_retry_at = None;
+    device.ban_expires_at = None;
+    device.has_credentials = false;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairing_codes_are_shown_in_two_groups() {
+        assert_eq!(format_pairing_code("ABCD1234"), "ABCD-1234");
+        assert_eq!(format_pairing_code("ABCD-1234"), "ABCD-1234");
+    }
+
+    #[test]
+    fn qr_codes_render_as_svg() {
+        let svg = qr_svg("ref,noise,identity,adv,1").expect("renders");
+        assert!(svg.contains("<svg"), "{svg}");
+    }
+}

@@ -1,0 +1,270 @@
+//! Live whatsapp-rust sessions: one client per device with an open session.
+
+pub mod store;
+
+use crate::error::{Result, ServiceError};
+use crate::files::{DataLayout, create_private_dir, create_private_file};
+use crate::model::DeviceId;
+use crate::secrets::SecretStore;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use wacore::types::events::{Event, EventHandler};
+use whatsapp_rust::Client;
+use whatsapp_rust::bot::{Bot, BotHandle};
+
+/// Where sessions connect to. Outside the `simulator` feature there is only
+/// WhatsApp itself; the feature adds a server URL or an in-process transport.
+#[derive(Clone, Default)]
+pub enum ServerEndpoint {
+    /// WhatsApp's production servers (`wss://web.whatsapp.com/ws/chat`).
+    #[default]
+    WhatsApp,
+    /// A WebSocket URL (e.g. the loopback simulator). Test builds only.
+    #[cfg(feature = "simulator")]
+    WebSocketUrl(String),
+    /// An in-process transport (e.g. the simulator's). Test builds only.
+    #[cfg(feature = "simulator")]
+    Transport(Arc<dyn whatsapp_rust::transport::TransportFactory>),
+}
+
+impl std::fmt::Debug for ServerEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServerEndpoint::WhatsApp => f.write_str("WhatsApp"),
+            #[cfg(feature = "simulator")]
+            ServerEndpoint::WebSocketUrl(url) => write!(f, "WebSocketUrl({url})"),
+            #[cfg(feature = "simulator")]
+            ServerEndpoint::Transport(_) => f.write_str("Transport(..)"),
+        }
+    }
+}
+
+#[cfg(feature = "simulator")]
+struct SharedTransportFactory(Arc<dyn whatsapp_rust::transport::TransportFactory>);
+
+#[cfg(feature = "simulator")]
+#[async_trait::async_trait]
+impl whatsapp_rust::transport::TransportFactory for SharedTransportFactory {
+    async fn create_transport(
+        &self,
+    ) -> std::result::Result<
+        (
+            Arc<dyn whatsapp_rust::transport::Transport>,
+            whatsapp_rust::async_channel::Receiver<whatsapp_rust::transport::TransportEvent>,
+        ),
+        whatsapp_rust::anyhow::Error,
+    > {
+        self.0.create_transport().await
+    }
+}
+
+/// How sessions are made: where they connect and, in simulator builds, how
+/// fast the client's clock runs.
+#[derive(Debug, Clone)]
+pub struct SessionSettings {
+    pub server: ServerEndpoint,
+    /// Divides every sleep and timeout the client takes through its runtime
+    /// (the fixed 10 s wait after pairing, QR rotation, backoff), so tests
+    /// against a simulator run fast. 1 = real time.
+    #[cfg(feature = "simulator")]
+    pub time_factor: u32,
+}
+
+#[cfg(feature = "simulator")]
+struct CompressedRuntime {
+    factor: u32,
+}
+
+#[cfg(feature = "simulator")]
+#[async_trait::async_trait]
+impl wacore::runtime::Runtime for CompressedRuntime {
+    fn spawn(
+        &self,
+        future: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'static>>,
+    ) -> wacore::runtime::AbortHandle {
+        whatsapp_rust::TokioRuntime.spawn(future)
+    }
+
+    fn sleep(
+        &self,
+        duration: Duration,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        Box::pin(tokio::time::sleep(duration / self.factor))
+    }
+
+    fn spawn_blocking(
+        &self,
+        f: Box<dyn FnOnce() + Send + 'static>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        whatsapp_rust::TokioRuntime.spawn_blocking(f)
+    }
+
+    fn yield_now(&self) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>> {
+        whatsapp_rust::TokioRuntime.yield_now()
+    }
+}
+
+/// What a new session is for.
+#[derive(Debug, Clone)]
+pub enum SessionPurpose {
+    /// Link a new companion by QR code.
+    PairByQr,
+    /// Link a new companion by pairing code for this phone number (digits).
+    PairByCode(String),
+    /// Connect a device that has credentials.
+    Connect,
+}
+
+/// The events of a session the service acts on, tagged with the session's
+/// generation so that events of a stopped session are recognized and ignored.
+pub type SessionEvents = mpsc::UnboundedReceiver<(u64, Arc<Event>)>;
+
+struct EventForwarder {
+    generation: u64,
+    tx: mpsc::UnboundedSender<(u64, Arc<Event>)>,
+}
+
+impl EventHandler for EventForwarder {
+    fn handle_event(&self, event: Arc<Event>) {
+        // Runs inline on the client's dispatch path, so events keep their
+        // order. Only the events the service acts on are forwarded.
+        let relevant = matches!(
+            &*event,
+            Event::Connected(_)
+                | Event::Disconnected(_)
+                | Event::PairSuccess(_)
+                | Event::PairError(_)
+                | Event::LoggedOut(_)
+                | Event::PairingQrCode(_)
+                | Event::PairingCode(_)
+                | Event::PairingCodeError(_)
+                | Event::PairingQrCodesExhausted(_)
+                | Event::ClientOutdated(_)
+                | Event::StreamReplaced(_)
+                | Event::TemporaryBan(_)
+                | Event::ConnectFailure(_)
+                | Event::SelfPushNameUpdated(_)
+        );
+        if relevant {
+            // The receiver is gone only when the session was dropped.
+            let _ = self.tx.send((self.generation, event));
+        }
+    }
+}
+
+/// A running whatsapp-rust client of one device.
+pub struct LiveSession {
+    pub generation: u64,
+    pub client: Arc<Client>,
+    handle: BotHandle,
+}
+
+impl LiveSession {
+    /// Opens the device's session store (creating it, private, if needed) and
+    /// starts a client on it. Events go to `events`.
+    pub async fn start(
+        id: &DeviceId,
+        layout: &DataLayout,
+        secrets: Arc<dyn SecretStore>,
+        settings: &SessionSettings,
+        purpose: SessionPurpose,
+        generation: u64,
+        events: mpsc::UnboundedSender<(u64, Arc<Event>)>,
+    ) -> Result<LiveSession> {
+        create_private_dir(&layout.sessions_dir())?;
+        let db_path = layout.session_db(id);
+        create_private_file(&db_path)?;
+        let db_url = db_path
+            .to_str()
+            .ok_or_else(|| ServiceError::internal("the data folder path is not valid UTF-8"))?;
+        let sqlite = whatsapp_rust_sqlite_storage::SqliteStore::new(db_url)
+            .await
+            .map_err(|e| ServiceError::internal(format!("cannot open the session store: {e}")))?;
+        let backend = store::KeyringBackedStore::new(sqlite, secrets, id);
+
+        let builder = Bot::builder()
+            .with_backend(backend)
+            .with_event_handler(EventForwarder {
+                generation,
+                tx: events,
+            })
+            .skip_history_sync();
+        let builder = match purpose {
+            SessionPurpose::PairByCode(phone_number) => {
+                builder.with_pair_code(whatsapp_rust::pair_code::PairCodeOptions {
+                    phone_number,
+                    ..Default::default()
+                })
+            }
+            SessionPurpose::PairByQr | SessionPurpose::Connect => builder,
+        };
+        let bot = match &settings.server {
+            ServerEndpoint::WhatsApp => builder.build().await,
+            #[cfg(feature = "simulator")]
+            ServerEndpoint::WebSocketUrl(url) => {
+                builder
+                    .with_runtime(CompressedRuntime {
+                        factor: settings.time_factor.max(1),
+                    })
+                    .with_transport_factory(
+                        whatsapp_rust::transport::TokioWebSocketTransportFactory::new()
+                            .with_url(url.clone()),
+                    )
+                    .with_version(SIMULATOR_CLIENT_VERSION)
+                    .build()
+                    .await
+            }
+            #[cfg(feature = "simulator")]
+            ServerEndpoint::Transport(factory) => {
+                builder
+                    .with_runtime(CompressedRuntime {
+                        factor: settings.time_factor.max(1),
+                    })
+                    .with_transport_factory(SharedTransportFactory(Arc::clone(factory)))
+                    .with_version(SIMULATOR_CLIENT_VERSION)
+                    .build()
+                    .await
+            }
+        }
+        .map_err(map_build_error)?;
+        let client = bot.client();
+        let handle = bot.spawn();
+        Ok(LiveSession {
+            generation,
+            client,
+            handle,
+        })
+    }
+
+    /// Stops the client: a clean disconnect bounded in time, then abort.
+    pub async fn stop(self) {
+        let client = Arc::clone(&self.client);
+        if tokio::time::timeout(STOP_TIMEOUT, client.disconnect())
+            .await
+            .is_err()
+        {
+            self.handle.abort();
+        }
+        self.handle.abort();
+    }
+}
+
+/// The app version sent to a simulator, so that no version is fetched from
+/// the internet.
+#[cfg(feature = "simulator")]
+pub const SIMULATOR_CLIENT_VERSION: (u32, u32, u32) = (2, 3000, 1_000_000_000);
+
+/// How long a clean disconnect may take before the client task is aborted.
+const STOP_TIMEOUT: Duration = Duration::from_secs(3);
+
+fn map_build_error(err: whatsapp_rust::bot::BotBuilderError) -> ServiceError {
+    // The library reports store failures here; a keyring failure surfaces as
+    // a store connection error whose text we wrote ourselves (no secrets).
+    let text = err.to_string();
+    if text.contains("Secret Service") || text.contains("keyring") {
+        ServiceError::keyring_unavailable(text)
+    } else {
+        ServiceError::internal(format!("cannot start the WhatsApp client: {text}"))
+    }
+}

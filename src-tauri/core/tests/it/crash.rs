@@ -1,0 +1,184 @@
+//! Crash safety: a logout or delete killed between any two of its steps is
+//! finished at the next start. The operation runs in a child process (this
+//! test binary, one ignored test) that blocks after the chosen step; the
+//! parent kills it there, reopens the service and checks that no credential
+//! or session file outlived the logout and that no device claims credentials
+//! it no longer has.
+
+use crate::support::rand_u64;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+use wa_device_core::app_db::AppDatabase;
+use wa_device_core::files::DataLayout;
+use wa_device_core::session::store::secret_name;
+use wa_device_core::{
+    Actor, DeviceId, DeviceService, DeviceState, ErrorCode, KeyringSecretStore, NewDevice,
+    SecretStore, ServerEndpoint, ServiceConfig, WipeStep,
+};
+
+const STEPS: [(&str, WipeStep); 6] = [
+    ("journaled", WipeStep::Journaled),
+    ("unlinked", WipeStep::Unlinked),
+    ("secrets_deleted", WipeStep::SecretsDeleted),
+    ("device_reset", WipeStep::DeviceReset),
+    ("session_files_deleted", WipeStep::SessionFilesDeleted),
+    ("device_removed", WipeStep::DeviceRemoved),
+];
+
+fn config(data: &std::path::Path, keyring_service: &str) -> ServiceConfig {
+    let secrets: Arc<dyn SecretStore> = Arc::new(KeyringSecretStore::new(keyring_service));
+    let mut config = ServiceConfig::new(data, secrets);
+    config.restore_on_open = false;
+    // Nothing listens there: no test ever reaches a real server.
+    config.server = ServerEndpoint::WebSocketUrl("ws://127.0.0.1:9/ws/chat".into());
+    config.unlink_timeout = Duration::from_millis(300);
+    config
+}
+
+/// A device "d" that has credentials: keyring entry, session store files and
+/// the flag, as after a pairing.
+async fn linked_device(data: &std::path::Path, keyring_service: &str) -> DeviceId {
+    let service = DeviceService::open(config(data, keyring_service))
+        .await
+        .unwrap();
+    let d = service
+        .create(
+            NewDevice {
+                id: Some("d".into()),
+                label: "D".into(),
+            },
+            Actor::Desktop,
+        )
+        .await
+        .unwrap();
+    drop(service);
+    let layout = DataLayout::new(data.to_path_buf());
+    let db = AppDatabase::open(&layout.app_db()).unwrap();
+    let mut device = db.device(&d.id).unwrap().unwrap();
+    device.has_credentials = true;
+    device.state = DeviceState::Offline;
+    device.jid = Some("4915112345678:3@s.whatsapp.net".into());
+    device.phone_number = Some("4915112345678".into());
+    db.update_device(&device).unwrap();
+    KeyringSecretStore::new(keyring_service)
+        .set(&secret_name(&d.id), b"{\"stand-in\":true}")
+        .unwrap();
+    for file in &layout.session_files(&d.id)[..3] {
+        std::fs::write(file, b"not a database").unwrap();
+    }
+    d.id
+}
+
+async fn kill_during(operation: &str, step: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let keyring_service = format!("wa-device-admin-test-crash-{:016x}", rand_u64());
+    let id = linked_device(&data, &keyring_service).await;
+
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "crash::child_wipe_until_killed",
+            "--include-ignored",
+            "--nocapture",
+        ])
+        .env("WA_DEVICE_CORE_TEST_CHILD", "1")
+        .env("CRASH_DATA_DIR", &data)
+        .env("CRASH_KEYRING_SERVICE", &keyring_service)
+        .env("CRASH_OPERATION", operation)
+        .env("CRASH_STEP", step)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let reached = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .any(|line| line.starts_with("REACHED "))
+    })
+    .await
+    .unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(reached, "{operation}: the child never reached step {step}");
+
+    let service = DeviceService::open(config(&data, &keyring_service))
+        .await
+        .unwrap();
+    let layout = DataLayout::new(data.clone());
+    let keyring = KeyringSecretStore::new(&keyring_service);
+    assert_eq!(
+        keyring.get(&secret_name(&id)).unwrap(),
+        None,
+        "{operation}/{step}: secret survived"
+    );
+    assert!(
+        !layout.has_session_files(&id),
+        "{operation}/{step}: session files survived"
+    );
+    match operation {
+        "logout" => {
+            let device = service.get("d").unwrap();
+            assert_eq!(
+                device.state,
+                DeviceState::Disconnected,
+                "{operation}/{step}"
+            );
+            assert!(!device.has_credentials);
+            assert_eq!((device.jid, device.phone_number), (None, None));
+        }
+        _ => assert_eq!(service.get("d").unwrap_err().code, ErrorCode::NotFound),
+    }
+    let db = AppDatabase::open(&layout.app_db()).unwrap();
+    assert!(db.pending_wipes().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_killed_between_any_two_steps_is_finished_at_start_up() {
+    for (step, _) in &STEPS[..5] {
+        kill_during("logout", step).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_killed_between_any_two_steps_is_finished_at_start_up() {
+    for (step, _) in &STEPS {
+        kill_during("delete", step).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "child process of the crash tests"]
+async fn child_wipe_until_killed() {
+    assert_eq!(
+        std::env::var("WA_DEVICE_CORE_TEST_CHILD").as_deref(),
+        Ok("1")
+    );
+    let data = std::env::var("CRASH_DATA_DIR").unwrap();
+    let keyring_service = std::env::var("CRASH_KEYRING_SERVICE").unwrap();
+    let operation = std::env::var("CRASH_OPERATION").unwrap();
+    let step_name = std::env::var("CRASH_STEP").unwrap();
+    let stop_at = STEPS.iter().find(|(n, _)| *n == step_name).unwrap().1;
+    let mut config = config(std::path::Path::new(&data), &keyring_service);
+    config.wipe_step_observer = Some(Arc::new(move |_id, step| {
+        if step == stop_at {
+            use std::io::Write;
+            println!("REACHED {step:?}");
+            std::io::stdout().flush().unwrap();
+            // Wait here to be killed.
+            loop {
+                std::thread::sleep(Duration::from_secs(60));
+            }
+        }
+    }));
+    let service = DeviceService::open(config).await.unwrap();
+    let _ = match operation.as_str() {
+        "logout" => service.logout("d", Actor::Desktop).await,
+        _ => service.delete("d", Actor::Desktop).await,
+    };
+    panic!("the operation finished without reaching step {step_name}");
+}

@@ -1,0 +1,16 @@
+//! Integration tests of the device service: real SQLite files in temporary
+//! folders and the real Secret Service keyring.
+//!
+//! Run inside a D-Bus session with an unlocked gnome-keyring (see the crate
+//! README), e.g.
+//! `dbus-run-session -- sh -c 'echo -n pw | gnome-keyring-daemon --unlock --components=secrets >/dev/null; cargo test -p wa-device-core'`.
+
+#![allow(clippy::unwrap_used)]
+
+mod app_database;
+mod crash;
+mod keyring_store;
+mod qr;
+mod service_offline;
+mod sessions;
+mod support;
