@@ -18,13 +18,14 @@ UI_STAMP := ui/node_modules/.npm-ci-done
 SCREENSHOTS := $(CURDIR)/test-output/screenshots
 NEXTEST := $(shell cargo nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: help run deps test-deps ui lint test test-rust test-ui package clean bindings
+.PHONY: help run deps test-deps ui lint test test-rust test-ui package clean bindings bench
 
 help:
 	@echo "make run      install what is missing, build the UI, start the app"
 	@echo "make test     install what is missing, then every check and test"
 	@echo "make package  build a .deb with the Tauri bundler"
 	@echo "make lint     formatting and lints only"
+	@echo "make bench    device service benchmark against the loopback simulator"
 
 ## Installing ---------------------------------------------------------------
 
@@ -104,3 +105,10 @@ clean:
 # Rewrites ui/src/lib/bindings.ts from the Rust types (a test checks it).
 bindings: ui
 	WA_UPDATE_BINDINGS=1 cargo test --lib -p wa-device-admin bindings
+
+# Benchmark of the device service against the loopback simulator (a program
+# that prints figures; nothing in it is a pass/fail timing). BENCH_N lists the
+# device counts for the start-up restore measurement.
+BENCH_N ?= 1,100,1000
+bench: test-deps
+	tests/desktop-session.sh cargo run --release -p wa-device-core --example bench -- $(BENCH_N)

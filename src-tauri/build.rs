@@ -5,6 +5,6 @@ fn main() {
         .capabilities_path_pattern("src-tauri/capabilities/*.json")
         // Listing the commands makes each one need an explicit `allow-*` permission
         // in a capability: a command nobody granted cannot be called from the UI.
-        .app_manifest(tauri_build::AppManifest::new().commands(&["app_info"]));
+        .app_manifest(tauri_build::AppManifest::new().commands(&["app_info", "list_devices"]));
     tauri_build::try_build(attributes).expect("tauri-build failed: see the message above");
 }

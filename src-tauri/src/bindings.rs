@@ -5,6 +5,8 @@
 
 use ts_rs::{Config, TS};
 
+use wa_device_core::{Device, DeviceState, ErrorCode, ServiceError, StateReason};
+
 use crate::commands::AppInfo;
 
 /// The committed file, relative to the repository root.
@@ -14,7 +16,14 @@ pub const BINDINGS_PATH: &str = "ui/src/lib/bindings.ts";
 pub fn render() -> String {
     // Timestamps and counters fit in a JS number; `bigint` would not survive JSON.
     let cfg = Config::new().with_large_int("number");
-    let declarations = [AppInfo::decl(&cfg)];
+    let declarations = [
+        AppInfo::decl(&cfg),
+        Device::decl(&cfg),
+        DeviceState::decl(&cfg),
+        StateReason::decl(&cfg),
+        ServiceError::decl(&cfg),
+        ErrorCode::decl(&cfg),
+    ];
     let mut out = String::from(
         "// Generated from the Rust types by `make bindings`; do not edit.\n\
          // A test fails when this file and the Rust types disagree.\n",

@@ -12,6 +12,12 @@ pub struct Cli {
     /// OS's per-user app-data folder; `WA_DEVICE_ADMIN_DATA_DIR` sets it too.
     #[arg(long, env = "WA_DEVICE_ADMIN_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+
+    /// Connect to this WhatsApp simulator (`ws://127.0.0.1:PORT/ws/chat`)
+    /// instead of WhatsApp. Only in builds with the `simulator` feature.
+    #[cfg(feature = "simulator")]
+    #[arg(long, value_name = "WS_URL")]
+    pub simulator_url: Option<String>,
 }
 
 #[cfg(test)]
@@ -29,6 +35,14 @@ mod tests {
         let cli =
             Cli::try_parse_from(["wa-device-admin", "--data-dir", "/tmp/x"]).expect("flag parses");
         assert_eq!(cli.data_dir, Some(PathBuf::from("/tmp/x")));
+    }
+
+    #[cfg(not(feature = "simulator"))]
+    #[test]
+    fn builds_without_the_simulator_feature_have_no_simulator_flag() {
+        let error = Cli::try_parse_from(["wa-device-admin", "--simulator-url", "ws://127.0.0.1:1"])
+            .expect_err("the flag must not exist");
+        assert_eq!(error.kind(), clap::error::ErrorKind::UnknownArgument);
     }
 
     #[test]

@@ -3,11 +3,12 @@
 use std::path::PathBuf;
 
 use serde::Serialize;
-use wa_device_core::PRODUCT_NAME;
+use wa_device_core::{Device, DeviceService, PRODUCT_NAME, ServiceError};
 
 /// State the shell keeps for the lifetime of the window.
 pub struct ShellState {
     pub data_dir: PathBuf,
+    pub service: DeviceService,
 }
 
 /// What the shell reports about itself.
@@ -26,4 +27,10 @@ pub fn app_info(state: tauri::State<'_, ShellState>) -> AppInfo {
         version: env!("CARGO_PKG_VERSION"),
         data_dir: state.data_dir.display().to_string(),
     }
+}
+
+/// Every device, in the order the registry keeps them.
+#[tauri::command]
+pub fn list_devices(state: tauri::State<'_, ShellState>) -> Result<Vec<Device>, ServiceError> {
+    state.service.list()
 }

@@ -7,12 +7,18 @@ mod cli;
 mod commands;
 mod data_dir;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Parser;
 use tauri::Manager;
+use wa_device_core::{DeviceService, KeyringSecretStore, ServiceConfig};
 
 pub use cli::Cli;
+
+/// The keyring service name under which every device's secrets are stored.
+pub const KEYRING_SERVICE: &str = "app.wadeviceadmin.desktop";
 
 /// Starts the desktop app and blocks until its window closes.
 pub fn run() -> ExitCode {
@@ -24,10 +30,17 @@ pub fn run() -> ExitCode {
                 None => app.path().app_data_dir()?,
             };
             data_dir::prepare(&data_dir)?;
-            app.manage(commands::ShellState { data_dir });
+            let config = service_config(&cli, data_dir.clone());
+            // Opening restores the linked devices; the window waits for it so
+            // its first list is the real one.
+            let service = tauri::async_runtime::block_on(DeviceService::open(config))?;
+            app.manage(commands::ShellState { data_dir, service });
             Ok(())
         })
-        .invoke_handler(tauri::generate_handler![commands::app_info])
+        .invoke_handler(tauri::generate_handler![
+            commands::app_info,
+            commands::list_devices
+        ])
         .run(tauri::generate_context!());
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -35,5 +48,74 @@ pub fn run() -> ExitCode {
             eprintln!("wa-device-admin: {error}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn service_config(cli: &Cli, data_dir: PathBuf) -> ServiceConfig {
+    #[allow(unused_mut)] // only the simulator build changes it
+    let mut config =
+        ServiceConfig::new(data_dir, Arc::new(KeyringSecretStore::new(KEYRING_SERVICE)));
+    #[cfg(feature = "simulator")]
+    if let Some(url) = &cli.simulator_url {
+        config.server = wa_device_core::ServerEndpoint::WebSocketUrl(url.clone());
+    }
+    #[cfg(not(feature = "simulator"))]
+    let _ = cli;
+    config
+}
+
+/// The feature set a user gets (`cargo build`, `make package`) must never
+/// reach whatsapp-rust's `danger-skip-cert-chain-verify`: that would accept
+/// any server as WhatsApp. Cargo unifies features across a build, so this asks
+/// cargo itself what the app's normal dependency graph enables.
+#[cfg(test)]
+mod shipped_features_tests {
+    use std::process::Command;
+
+    const DANGER: &str = "wacore-noise feature \"danger-skip-cert-chain-verify\"";
+
+    fn wacore_noise_features(extra: &[&str]) -> String {
+        let output = Command::new(env!("CARGO"))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(["tree", "--offline", "--locked", "-p", "wa-device-admin"])
+            .args([
+                "-e",
+                "features,no-dev",
+                "-i",
+                "wacore-noise",
+                "--prefix",
+                "none",
+            ])
+            .args(extra)
+            .output()
+            .expect("run cargo tree");
+        assert!(
+            output.status.success(),
+            "cargo tree failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).expect("cargo tree prints UTF-8")
+    }
+
+    #[test]
+    fn default_build_verifies_whatsapps_certificates() {
+        let tree = wacore_noise_features(&[]);
+        assert!(
+            tree.contains("wacore-noise"),
+            "wacore-noise is in the graph:\n{tree}"
+        );
+        assert!(
+            !tree.contains(DANGER),
+            "the default build skips certificate checks:\n{tree}"
+        );
+    }
+
+    #[test]
+    fn only_the_simulator_feature_skips_them() {
+        let tree = wacore_noise_features(&["--features", "simulator"]);
+        assert!(
+            tree.contains(DANGER),
+            "the simulator feature no longer reaches it:\n{tree}"
+        );
     }
 }

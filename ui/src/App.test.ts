@@ -7,6 +7,7 @@ function backendWith(overrides: Partial<Backend>): Backend {
   return {
     appInfo: () =>
       Promise.resolve({ productName: "WA Device Admin", version: "9.9.9", dataDir: "/tmp/data" }),
+    listDevices: () => Promise.resolve([]),
     ...overrides,
   };
 }
@@ -15,7 +16,7 @@ describe("App shell", () => {
   it("shows the product name and the empty state", async () => {
     render(AppHarness, { backend: backendWith({}) });
     expect(screen.getByRole("heading", { level: 1 })).toHaveTextContent("WA Device Admin");
-    expect(screen.getByRole("heading", { name: "No devices yet" })).toBeInTheDocument();
+    expect(await screen.findByRole("heading", { name: "No devices yet" })).toBeInTheDocument();
     expect(await screen.findByText("Version 9.9.9")).toBeInTheDocument();
   });
 
@@ -27,5 +28,32 @@ describe("App shell", () => {
     const alert = await screen.findByRole("alert");
     expect(alert).toHaveTextContent("internal");
     expect(alert).toHaveTextContent("no data folder");
+  });
+
+  it("lists the backend's devices with their state in words", async () => {
+    const backend = backendWith({
+      listDevices: () =>
+        Promise.resolve([
+          {
+            id: "support-1",
+            label: "Support desk",
+            phone_number: "4915112345678",
+            display_name: "Support",
+            jid: "4915112345678:3@s.whatsapp.net",
+            state: "logged_in",
+            state_reason: "connected",
+            next_retry_at: null,
+            ban_expires_at: null,
+            has_credentials: true,
+            created_at: "2026-11-01T10:00:00Z",
+            last_connected_at: "2026-11-24T09:00:00Z",
+          },
+        ]),
+    });
+    render(AppHarness, { backend });
+    expect(await screen.findByText("Support desk")).toBeInTheDocument();
+    expect(screen.getByText("Logged in")).toBeInTheDocument();
+    expect(screen.getByText("4915112345678")).toBeInTheDocument();
+    expect(screen.queryByText("No devices yet")).not.toBeInTheDocument();
   });
 });

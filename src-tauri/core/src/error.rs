@@ -10,7 +10,7 @@ use std::fmt;
 
 /// Stable error codes. The serialized names are part of the public contract of
 /// the GUI and the REST API: never rename one, only add.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// No device with that id.
@@ -61,7 +61,7 @@ impl fmt::Display for ErrorCode {
 }
 
 /// An error of the service: serialized as `{"code": "...", "message": "..."}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error, ts_rs::TS)]
 #[error("{code}: {message}")]
 pub struct ServiceError {
     pub code: ErrorCode,

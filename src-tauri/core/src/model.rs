@@ -130,7 +130,7 @@ pub fn normalize_label(input: &str) -> Result<String> {
 }
 
 /// The states of a device (see the issue): the GUI shows them as they are named.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum DeviceState {
     /// No credentials: never linked, logged out, or removed from the phone.
@@ -170,7 +170,7 @@ impl DeviceState {
 }
 
 /// Why a device entered its current state; shown to the admin.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum StateReason {
     /// Created, never linked.
@@ -259,8 +259,9 @@ impl StateReason {
 }
 
 /// A device as the admin sees it: a full snapshot, also sent in events.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 pub struct Device {
+    #[ts(type = "string")]
     pub id: DeviceId,
     pub label: String,
     /// Digits only; `None` while the device has no credentials.

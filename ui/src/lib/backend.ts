@@ -2,18 +2,16 @@
 // `Backend` through context (see `context.ts`), so component tests can hand
 // them a fake one instead of patching `invoke`.
 import { invoke } from "@tauri-apps/api/core";
-import type { AppInfo } from "./bindings";
+import type { AppInfo, Device, DeviceState, ServiceError } from "./bindings";
 
-export type { AppInfo };
+export type { AppInfo, Device, DeviceState };
 
-/** The error shape every backend command rejects with. */
-export interface BackendError {
-  code: string;
-  message: string;
-}
+/** The error shape every backend command rejects with (`{code, message}`). */
+export type BackendError = ServiceError | { code: "ipc"; message: string };
 
 export interface Backend {
   appInfo(): Promise<AppInfo>;
+  listDevices(): Promise<Device[]>;
 }
 
 export function isBackendError(value: unknown): value is BackendError {
@@ -25,10 +23,11 @@ export function isBackendError(value: unknown): value is BackendError {
   );
 }
 
-/** Turns whatever a command rejected with into a `BackendError`. */
+/** Turns whatever a command rejected with into a `BackendError`; a plain
+ * string comes from Tauri itself (a missing permission, a bad argument). */
 export function toBackendError(value: unknown): BackendError {
   if (isBackendError(value)) return value;
-  return { code: "internal", message: String(value) };
+  return { code: "ipc", message: String(value) };
 }
 
 async function call<T>(command: string, args?: Record<string, unknown>): Promise<T> {
@@ -41,4 +40,5 @@ async function call<T>(command: string, args?: Record<string, unknown>): Promise
 
 export const tauriBackend: Backend = {
   appInfo: () => call<AppInfo>("app_info"),
+  listDevices: () => call<Device[]>("list_devices"),
 };

@@ -2,3 +2,38 @@
 // A test fails when this file and the Rust types disagree.
 
 export type AppInfo = { productName: string, version: string, dataDir: string, };
+
+export type Device = { id: string, label: string, 
+/**
+ * Digits only; `None` while the device has no credentials.
+ */
+phone_number: string | null, 
+/**
+ * The account's push name; `None` while unknown or without credentials.
+ */
+display_name: string | null, 
+/**
+ * The companion JID (`PN:D@s.whatsapp.net`); `None` without credentials.
+ */
+jid: string | null, state: DeviceState, state_reason: StateReason, 
+/**
+ * When `connecting` after a failure: the time of the next attempt.
+ */
+next_retry_at: string | null, 
+/**
+ * When `offline` because of a temporary ban: when the ban ends.
+ */
+ban_expires_at: string | null, 
+/**
+ * Whether long-term credentials exist for this device (keyring entry and
+ * session store). `false` exactly in `disconnected` and `pairing`.
+ */
+has_credentials: boolean, created_at: string, last_connected_at: string | null, };
+
+export type DeviceState = "disconnected" | "pairing" | "connecting" | "logged_in" | "offline";
+
+export type StateReason = "created" | "qr_login_requested" | "code_login_requested" | "qr_expired" | "pairing_failed" | "login_cancelled" | "paired" | "connected" | "restoring" | "reconnect_requested" | "connection_lost" | "logged_out" | "removed_from_phone" | "replaced" | "temporarily_banned" | "client_outdated" | "credentials_lost";
+
+export type ServiceError = { code: ErrorCode, message: string, };
+
+export type ErrorCode = "not_found" | "invalid_id" | "invalid_phone" | "invalid_label" | "already_exists" | "busy" | "no_credentials" | "keyring_unavailable" | "whatsapp_error" | "internal";
