@@ -9,7 +9,18 @@ if [ "$#" -eq 0 ]; then
     exit 64
 fi
 session_home=$(mktemp -d "${TMPDIR:-/tmp}/wa-desktop-session.XXXXXX")
-trap 'rm -rf "$session_home"' EXIT INT TERM
+# GTK may start xdg-document-portal, which mounts a FUSE file system at
+# $XDG_RUNTIME_DIR/doc: unmount it before removing the folder, and never let
+# the clean-up change the command's exit status.
+cleanup() {
+    status=$?
+    fusermount -u -z "$session_home/runtime/doc" 2>/dev/null || umount -l "$session_home/runtime/doc" 2>/dev/null || true
+    rm -rf "$session_home" 2>/dev/null || true
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 export XDG_DATA_HOME="$session_home/data"
 export XDG_RUNTIME_DIR="$session_home/runtime"
 mkdir -p "$XDG_DATA_HOME" "$XDG_RUNTIME_DIR"
