@@ -68,8 +68,10 @@ ui: $(UI_STAMP)
 run: deps ui
 	cargo run --bin wa-device-admin
 
+# The Tauri CLI runs `beforeBuildCommand` in the frontend folder; naming it
+# keeps the CLI from guessing.
 package: deps
-	cd $(CURDIR) && ui/node_modules/.bin/tauri build --bundles deb
+	cd $(CURDIR) && TAURI_FRONTEND_PATH=$(CURDIR)/ui TAURI_APP_PATH=$(CURDIR) ui/node_modules/.bin/tauri build --bundles deb
 	@echo "Package: $$(ls -1 target/release/bundle/deb/*.deb)"
 
 ## Checking -----------------------------------------------------------------
