@@ -419,6 +419,9 @@ impl Session {
                         .attr("expire", expire.to_string()),
                 ));
             }
+            if s.faults.locked.contains(&jid_text) {
+                return Err(failure("403"));
+            }
             if s.faults.refuse_logins_with_503 > 0 {
                 s.faults.refuse_logins_with_503 -= 1;
                 return Err(failure("503"));

@@ -87,6 +87,8 @@ pub enum Fault {
     },
     /// [`Simulator::set_client_outdated`]
     ClientOutdated { on: bool },
+    /// [`Simulator::lock_account`]
+    LockAccount { jid: String },
     /// [`Simulator::fail_next_logins_with_503`]
     #[serde(rename = "fail_logins_503")]
     FailLogins503 { count: u32 },
@@ -217,6 +219,8 @@ pub(crate) struct Faults {
     pub(crate) refuse_logins_with_503: u32,
     /// Device JID (as a string) to (ban code, end of the ban).
     pub(crate) bans: HashMap<String, (u32, Instant)>,
+    /// Device JIDs (as strings) whose logins get `<failure reason="403"/>`.
+    pub(crate) locked: std::collections::HashSet<String>,
 }
 
 pub(crate) struct SimState {
@@ -444,6 +448,19 @@ impl Simulator {
         }
     }
 
+    /// Locks `jid` (WhatsApp's "account locked"): its current connection is
+    /// dropped and its logins get `<failure reason="403"/>`, which the client
+    /// takes as a logout.
+    pub fn lock_account(&self, jid: &Jid) {
+        self.with_state(|s| {
+            s.faults.locked.insert(jid.to_string());
+        });
+        self.broadcast(
+            |role| matches!(role, SessionRole::LoggedIn { jid: j } if j == jid),
+            || SessionCommand::Drop,
+        );
+    }
+
     /// The next `count` logins get `<failure reason="503"/>` (service
     /// unavailable; the client retries).
     pub fn fail_next_logins_with_503(&self, count: u32) {
@@ -493,6 +510,7 @@ impl Simulator {
                 self.ban(&parse(&jid)?, code, Duration::from_secs(seconds));
             }
             Fault::ClientOutdated { on } => self.set_client_outdated(on),
+            Fault::LockAccount { jid } => self.lock_account(&parse(&jid)?),
             Fault::FailLogins503 { count } => self.fail_next_logins_with_503(count),
             Fault::StreamError503 => self.stream_error_503(),
             Fault::LogoutReply { reply } => self.set_logout_reply(reply),
