@@ -113,6 +113,29 @@ fn device_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Device> {
     })
 }
 
+/// Every column of a device row as named parameters (`:id`, `:label`, ...),
+/// the one place that maps a [`Device`] to its row (see [`device_from_row`]
+/// for the other way).
+fn with_device_params<T>(
+    device: &Device,
+    run: impl FnOnce(&[(&str, &dyn rusqlite::ToSql)]) -> T,
+) -> T {
+    run(rusqlite::named_params! {
+        ":id": device.id.as_str(),
+        ":label": device.label,
+        ":phone_number": device.phone_number,
+        ":display_name": device.display_name,
+        ":jid": device.jid,
+        ":state": device.state.as_str(),
+        ":state_reason": device.state_reason.as_str(),
+        ":next_retry_at": device.next_retry_at.map(to_millis),
+        ":ban_expires_at": device.ban_expires_at.map(to_millis),
+        ":has_credentials": device.has_credentials,
+        ":created_at": to_millis(device.created_at),
+        ":last_connected_at": device.last_connected_at.map(to_millis),
+    })
+}
+
 impl AppDatabase {
     /// Opens (creating if needed, readable only by the user) and migrates the
     /// app database at `path`.
@@ -168,26 +191,18 @@ impl AppDatabase {
     /// Inserts a new device; `already_exists` if the id is taken.
     pub fn insert_device(&self, device: &Device) -> Result<()> {
         let conn = self.lock();
-        let inserted = conn.execute(
-            "INSERT INTO devices (id, label, phone_number, display_name, jid, state, state_reason,
-                next_retry_at, ban_expires_at, has_credentials, created_at, last_connected_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
-             ON CONFLICT (id) DO NOTHING",
-            params![
-                device.id.as_str(),
-                device.label,
-                device.phone_number,
-                device.display_name,
-                device.jid,
-                device.state.as_str(),
-                device.state_reason.as_str(),
-                device.next_retry_at.map(to_millis),
-                device.ban_expires_at.map(to_millis),
-                device.has_credentials,
-                to_millis(device.created_at),
-                device.last_connected_at.map(to_millis),
-            ],
-        )?;
+        let inserted = with_device_params(device, |params| {
+            conn.execute(
+                "INSERT INTO devices (id, label, phone_number, display_name, jid, state,
+                    state_reason, next_retry_at, ban_expires_at, has_credentials, created_at,
+                    last_connected_at)
+                 VALUES (:id, :label, :phone_number, :display_name, :jid, :state, :state_reason,
+                    :next_retry_at, :ban_expires_at, :has_credentials, :created_at,
+                    :last_connected_at)
+                 ON CONFLICT (id) DO NOTHING",
+                params,
+            )
+        })?;
         if inserted == 0 {
             return Err(ServiceError::new(
                 crate::ErrorCode::AlreadyExists,
@@ -200,25 +215,18 @@ impl AppDatabase {
     /// Writes every field of an existing device; `not_found` if it is gone.
     pub fn update_device(&self, device: &Device) -> Result<()> {
         let conn = self.lock();
-        let updated = conn.execute(
-            "UPDATE devices SET label = ?2, phone_number = ?3, display_name = ?4, jid = ?5,
-                state = ?6, state_reason = ?7, next_retry_at = ?8, ban_expires_at = ?9,
-                has_credentials = ?10, last_connected_at = ?11
-             WHERE id = ?1",
-            params![
-                device.id.as_str(),
-                device.label,
-                device.phone_number,
-                device.display_name,
-                device.jid,
-                device.state.as_str(),
-                device.state_reason.as_str(),
-                device.next_retry_at.map(to_millis),
-                device.ban_expires_at.map(to_millis),
-                device.has_credentials,
-                device.last_connected_at.map(to_millis),
-            ],
-        )?;
+        // `created_at` is written back as read: it never changes.
+        let updated = with_device_params(device, |params| {
+            conn.execute(
+                "UPDATE devices SET label = :label, phone_number = :phone_number,
+                    display_name = :display_name, jid = :jid, state = :state,
+                    state_reason = :state_reason, next_retry_at = :next_retry_at,
+                    ban_expires_at = :ban_expires_at, has_credentials = :has_credentials,
+                    created_at = :created_at, last_connected_at = :last_connected_at
+                 WHERE id = :id",
+                params,
+            )
+        })?;
         if updated == 0 {
             return Err(ServiceError::not_found(device.id.as_str()));
         }

@@ -15,7 +15,7 @@ pub use model::{
     Outcome, PairingCode, QrCode, ServiceEvent, StateReason,
 };
 pub use secrets::{KeyringSecretStore, MemorySecretStore, SecretStore};
-pub use service::{DeviceService, ServiceConfig, WipeStep, WipeStepObserver};
+pub use service::{DeviceService, RetryPolicy, ServiceConfig, WipeStep, WipeStepObserver};
 pub use session::ServerEndpoint;
 
 /// The product name shown in the window title and the header.

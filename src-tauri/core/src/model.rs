@@ -129,6 +129,33 @@ pub fn normalize_label(input: &str) -> Result<String> {
     Ok(label.to_owned())
 }
 
+/// Gives a fieldless enum its stored names from one table: `as_str`, `parse`
+/// and `ALL`. The `match` in `as_str` is exhaustive, so a variant missing from
+/// the table does not compile; a test checks the names against serde's.
+macro_rules! named_variants {
+    ($ty:ident { $($variant:ident => $name:literal),+ $(,)? }) => {
+        impl $ty {
+            /// Every variant, in declaration order.
+            pub const ALL: &'static [$ty] = &[$($ty::$variant),+];
+
+            /// The stored and serialized name.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $name),+
+                }
+            }
+
+            /// The variant named `s`, if any.
+            pub fn parse(s: &str) -> Option<$ty> {
+                match s {
+                    $($name => Some($ty::$variant),)+
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
 /// The states of a device (see the issue): the GUI shows them as they are named.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
@@ -143,30 +170,6 @@ pub enum DeviceState {
     LoggedIn,
     /// Has credentials but will not retry by itself (replaced, banned, outdated).
     Offline,
-}
-
-impl DeviceState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeviceState::Disconnected => "disconnected",
-            DeviceState::Pairing => "pairing",
-            DeviceState::Connecting => "connecting",
-            DeviceState::LoggedIn => "logged_in",
-            DeviceState::Offline => "offline",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<DeviceState> {
-        [
-            DeviceState::Disconnected,
-            DeviceState::Pairing,
-            DeviceState::Connecting,
-            DeviceState::LoggedIn,
-            DeviceState::Offline,
-        ]
-        .into_iter()
-        .find(|state| state.as_str() == s)
-    }
 }
 
 /// Why a device entered its current state; shown to the admin.
@@ -197,8 +200,15 @@ pub enum StateReason {
     ConnectionLost,
     /// The admin logged the device out.
     LoggedOut,
-    /// The device was removed in the phone's Linked devices.
+    /// The device was removed in the phone's Linked devices (or its
+    /// credentials were refused as logged out).
     RemovedFromPhone,
+    /// WhatsApp locked the account or device and logged it out; the
+    /// credentials were wiped.
+    AccountLocked,
+    /// WhatsApp logged the device out for another reason; the credentials
+    /// were wiped.
+    LoggedOutByWhatsapp,
     /// Another client took over this session.
     Replaced,
     /// WhatsApp banned the account temporarily (until `ban_expires_at`).
@@ -209,54 +219,35 @@ pub enum StateReason {
     CredentialsLost,
 }
 
-impl StateReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StateReason::Created => "created",
-            StateReason::QrLoginRequested => "qr_login_requested",
-            StateReason::CodeLoginRequested => "code_login_requested",
-            StateReason::QrExpired => "qr_expired",
-            StateReason::PairingFailed => "pairing_failed",
-            StateReason::LoginCancelled => "login_cancelled",
-            StateReason::Paired => "paired",
-            StateReason::Connected => "connected",
-            StateReason::Restoring => "restoring",
-            StateReason::ReconnectRequested => "reconnect_requested",
-            StateReason::ConnectionLost => "connection_lost",
-            StateReason::LoggedOut => "logged_out",
-            StateReason::RemovedFromPhone => "removed_from_phone",
-            StateReason::Replaced => "replaced",
-            StateReason::TemporarilyBanned => "temporarily_banned",
-            StateReason::ClientOutdated => "client_outdated",
-            StateReason::CredentialsLost => "credentials_lost",
-        }
-    }
+named_variants!(DeviceState {
+    Disconnected => "disconnected",
+    Pairing => "pairing",
+    Connecting => "connecting",
+    LoggedIn => "logged_in",
+    Offline => "offline",
+});
 
-    pub fn parse(s: &str) -> Option<StateReason> {
-        use StateReason::*;
-        [
-            Created,
-            QrLoginRequested,
-            CodeLoginRequested,
-            QrExpired,
-            PairingFailed,
-            LoginCancelled,
-            Paired,
-            Connected,
-            Restoring,
-            ReconnectRequested,
-            ConnectionLost,
-            LoggedOut,
-            RemovedFromPhone,
-            Replaced,
-            TemporarilyBanned,
-            ClientOutdated,
-            CredentialsLost,
-        ]
-        .into_iter()
-        .find(|r| r.as_str() == s)
-    }
-}
+named_variants!(StateReason {
+    Created => "created",
+    QrLoginRequested => "qr_login_requested",
+    CodeLoginRequested => "code_login_requested",
+    QrExpired => "qr_expired",
+    PairingFailed => "pairing_failed",
+    LoginCancelled => "login_cancelled",
+    Paired => "paired",
+    Connected => "connected",
+    Restoring => "restoring",
+    ReconnectRequested => "reconnect_requested",
+    ConnectionLost => "connection_lost",
+    LoggedOut => "logged_out",
+    RemovedFromPhone => "removed_from_phone",
+    AccountLocked => "account_locked",
+    LoggedOutByWhatsapp => "logged_out_by_whatsapp",
+    Replaced => "replaced",
+    TemporarilyBanned => "temporarily_banned",
+    ClientOutdated => "client_outdated",
+    CredentialsLost => "credentials_lost",
+});
 
 /// A device as the admin sees it: a full snapshot, also sent in events.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
@@ -346,6 +337,10 @@ pub enum HistoryAction {
     Logout,
     Delete,
     RemovedFromPhone,
+    /// WhatsApp locked the account or device and logged it out.
+    AccountLocked,
+    /// WhatsApp logged the device out for a reason other than the above.
+    LoggedOutByWhatsapp,
     Replaced,
     TemporarilyBanned,
     ClientOutdated,
@@ -353,53 +348,26 @@ pub enum HistoryAction {
     RecoveredWipe,
 }
 
-impl HistoryAction {
-    pub fn as_str(self) -> &'static str {
-        use HistoryAction::*;
-        match self {
-            Create => "create",
-            Rename => "rename",
-            LoginQr => "login_qr",
-            LoginCode => "login_code",
-            CancelLogin => "cancel_login",
-            Paired => "paired",
-            QrExpired => "qr_expired",
-            PairingFailed => "pairing_failed",
-            Reconnect => "reconnect",
-            Logout => "logout",
-            Delete => "delete",
-            RemovedFromPhone => "removed_from_phone",
-            Replaced => "replaced",
-            TemporarilyBanned => "temporarily_banned",
-            ClientOutdated => "client_outdated",
-            RecoveredWipe => "recovered_wipe",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<HistoryAction> {
-        use HistoryAction::*;
-        [
-            Create,
-            Rename,
-            LoginQr,
-            LoginCode,
-            CancelLogin,
-            Paired,
-            QrExpired,
-            PairingFailed,
-            Reconnect,
-            Logout,
-            Delete,
-            RemovedFromPhone,
-            Replaced,
-            TemporarilyBanned,
-            ClientOutdated,
-            RecoveredWipe,
-        ]
-        .into_iter()
-        .find(|a| a.as_str() == s)
-    }
-}
+named_variants!(HistoryAction {
+    Create => "create",
+    Rename => "rename",
+    LoginQr => "login_qr",
+    LoginCode => "login_code",
+    CancelLogin => "cancel_login",
+    Paired => "paired",
+    QrExpired => "qr_expired",
+    PairingFailed => "pairing_failed",
+    Reconnect => "reconnect",
+    Logout => "logout",
+    Delete => "delete",
+    RemovedFromPhone => "removed_from_phone",
+    AccountLocked => "account_locked",
+    LoggedOutByWhatsapp => "logged_out_by_whatsapp",
+    Replaced => "replaced",
+    TemporarilyBanned => "temporarily_banned",
+    ClientOutdated => "client_outdated",
+    RecoveredWipe => "recovered_wipe",
+});
 
 /// The outcome of a recorded action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -575,17 +543,28 @@ mod tests {
 
     #[test]
     fn states_and_reasons_round_trip_through_their_names() {
-        for state in [
-            DeviceState::Disconnected,
-            DeviceState::Pairing,
-            DeviceState::Connecting,
-            DeviceState::LoggedIn,
-            DeviceState::Offline,
-        ] {
-            let json = serde_json::to_value(state).expect("serializes");
-            assert_eq!(json, serde_json::Value::String(state.as_str().to_owned()));
-            assert_eq!(DeviceState::parse(state.as_str()), Some(state));
+        fn check<T: Copy + PartialEq + std::fmt::Debug + Serialize>(
+            all: &[T],
+            as_str: fn(T) -> &'static str,
+            parse: fn(&str) -> Option<T>,
+        ) {
+            let mut names = std::collections::HashSet::new();
+            for &v in all {
+                let json = serde_json::to_value(v).expect("serializes");
+                assert_eq!(json, serde_json::Value::String(as_str(v).to_owned()));
+                assert_eq!(parse(as_str(v)), Some(v));
+                assert!(names.insert(as_str(v)), "{v:?} named twice");
+            }
+            assert_eq!(parse("no_such_name"), None);
         }
+        check(DeviceState::ALL, DeviceState::as_str, DeviceState::parse);
+        check(StateReason::ALL, StateReason::as_str, StateReason::parse);
+        check(
+            HistoryAction::ALL,
+            HistoryAction::as_str,
+            HistoryAction::parse,
+        );
+        assert_eq!(DeviceState::ALL.len(), 5);
         let reason = StateReason::RemovedFromPhone;
         assert_eq!(
             serde_json::to_value(reason).expect("serializes"),

@@ -17,13 +17,16 @@ use crate::model::{
 };
 use crate::secrets::SecretStore;
 use crate::session::store::secret_name;
-use crate::session::{LiveSession, ServerEndpoint, SessionEvents, SessionPurpose, SessionSettings};
+use crate::session::{
+    LiveSession, ServerEndpoint, SessionEvents, SessionPurpose, SessionSecrets, SessionSettings,
+    SessionSignal,
+};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc, oneshot};
 use wacore::types::events::{ConnectFailureReason, Event};
 
 /// A step of a logout or delete, reported to [`ServiceConfig::wipe_step_observer`]
@@ -48,6 +51,50 @@ pub enum WipeStep {
 /// here so that its parent can kill it between two steps.
 pub type WipeStepObserver = Arc<dyn Fn(&DeviceId, WipeStep) + Send + Sync>;
 
+/// When the service tries again to connect a device with credentials whose
+/// connection failed or dropped. The delay before attempt `n` (0-based) is
+/// `min(base * 2^n, max)`, spread by a random factor in `1 ± jitter` so that
+/// many devices that failed together do not retry together.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryPolicy {
+    pub base: Duration,
+    pub max: Duration,
+    /// Between 0 and 1.
+    pub jitter: f64,
+    /// A connection that lasted this long before it dropped counts as
+    /// healthy: the next delay starts again from `base`.
+    pub stable_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> RetryPolicy {
+        RetryPolicy {
+            base: Duration::from_secs(1),
+            max: Duration::from_secs(300),
+            jitter: 0.2,
+            stable_after: Duration::from_secs(30),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The delay before retry `attempt` (0 = the first retry).
+    pub fn delay(&self, attempt: u32) -> Duration {
+        use rand::Rng;
+        let nominal = self
+            .base
+            .saturating_mul(2u32.saturating_pow(attempt.min(31)))
+            .min(self.max);
+        let jitter = self.jitter.clamp(0.0, 1.0);
+        let factor = if jitter > 0.0 {
+            rand::rng().random_range(1.0 - jitter..=1.0 + jitter)
+        } else {
+            1.0
+        };
+        nominal.mul_f64(factor)
+    }
+}
+
 /// How the service is set up.
 #[derive(Clone)]
 pub struct ServiceConfig {
@@ -58,8 +105,13 @@ pub struct ServiceConfig {
     /// Where sessions connect. Only WhatsApp itself outside the `simulator`
     /// feature.
     pub server: ServerEndpoint,
-    /// How many devices connect at once during the start-up restore.
+    /// How many devices connect at once during the start-up restore and
+    /// the retries the service schedules (an admin's reconnect is not
+    /// counted).
     pub restore_concurrency: usize,
+    /// Backoff and jitter of the retries after a failed or dropped
+    /// connection.
+    pub retry: RetryPolicy,
     /// Upper bound of logout step 1 (connecting if needed, then the unlink).
     pub unlink_timeout: Duration,
     /// How long a login waits for the first QR code or the pairing code.
@@ -80,7 +132,8 @@ impl ServiceConfig {
             data_dir: data_dir.into(),
             secret_store,
             server: ServerEndpoint::default(),
-            restore_concurrency: 16,
+            restore_concurrency: 64,
+            retry: RetryPolicy::default(),
             unlink_timeout: Duration::from_secs(10),
             login_timeout: Duration::from_secs(30),
             restore_on_open: true,
@@ -97,6 +150,48 @@ struct SlotState {
     session: Option<LiveSession>,
     first_qr: Option<oneshot::Sender<Result<QrCode>>>,
     pairing_code: Option<oneshot::Sender<Result<PairingCode>>>,
+    /// The scheduled connection attempt, if any. Invariant: set only while
+    /// there is no session; replacing or clearing it cancels the attempt.
+    retry: Option<RetryTimer>,
+    /// Failed attempts since the last healthy connection (drives the backoff).
+    retry_attempt: u32,
+    /// Held by a scheduled attempt from its start until the session is
+    /// logged in or ends: bounds how many handshakes run at once.
+    connect_permit: Option<OwnedSemaphorePermit>,
+    /// When the current session logged in.
+    connected_since: Option<std::time::Instant>,
+}
+
+impl SlotState {
+    /// Takes the session out (to be stopped) and cancels whatever was
+    /// pending for it.
+    fn take_session(&mut self) -> Option<LiveSession> {
+        self.retry = None;
+        self.connect_permit = None;
+        self.connected_since = None;
+        self.session.take()
+    }
+}
+
+/// A scheduled connection attempt; dropping it cancels the attempt.
+struct RetryTimer {
+    token: u64,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl RetryTimer {
+    /// Lets the attempt's own task go on after it took the timer out.
+    fn disarm(mut self) {
+        self.task = None;
+    }
+}
+
+impl Drop for RetryTimer {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
 }
 
 #[derive(Default)]
@@ -111,7 +206,9 @@ struct Inner {
     sessions: SessionSettings,
     unlink_timeout: Duration,
     login_timeout: Duration,
-    restore_concurrency: usize,
+    retry: RetryPolicy,
+    /// See [`ServiceConfig::restore_concurrency`].
+    connect_permits: Arc<Semaphore>,
     wipe_step_observer: Option<WipeStepObserver>,
     events: broadcast::Sender<ServiceEvent>,
     slots: Mutex<HashMap<DeviceId, Arc<Slot>>>,
@@ -151,7 +248,8 @@ impl DeviceService {
                 },
                 unlink_timeout: config.unlink_timeout,
                 login_timeout: config.login_timeout,
-                restore_concurrency: config.restore_concurrency.max(1),
+                retry: config.retry,
+                connect_permits: Arc::new(Semaphore::new(config.restore_concurrency.max(1))),
                 wipe_step_observer: config.wipe_step_observer,
                 events,
                 slots: Mutex::new(HashMap::new()),
@@ -160,7 +258,7 @@ impl DeviceService {
         };
         service.recover().await?;
         if config.restore_on_open {
-            service.restore_sessions()?;
+            service.restore_sessions().await?;
         }
         Ok(service)
     }
@@ -343,7 +441,7 @@ impl DeviceService {
             SessionPurpose::PairByCode(_) => StateReason::CodeLoginRequested,
             _ => StateReason::QrLoginRequested,
         };
-        if let Err(err) = self.inner.start_session(id, &mut st, purpose).await {
+        if let Err(err) = self.inner.start_session(id, &mut st, purpose, None).await {
             st.first_qr = None;
             st.pairing_code = None;
             // Starting may have created the store and the keyring entry.
@@ -400,48 +498,25 @@ impl DeviceService {
         let slot = self.inner.slot(&id);
         let mut st = slot.state.lock().await;
         let device = self.inner.device(&id)?;
-        if !device.has_credentials {
-            let err = ServiceError::new(
+        let result = if device.has_credentials {
+            // The admin's attempt starts the backoff afresh.
+            st.retry_attempt = 0;
+            self.inner
+                .connect(&mut st, device, StateReason::ReconnectRequested)
+                .await
+        } else {
+            Err(ServiceError::new(
                 ErrorCode::NoCredentials,
                 format!(
                     "device \"{id}\" has no credentials to reconnect with; link it by QR code or pairing code"
                 ),
-            );
-            self.inner.record(
-                &id,
-                HistoryAction::Reconnect,
-                &actor,
-                Outcome::Failed,
-                err.message.clone(),
-            );
-            return Err(err);
-        }
-        match self
-            .inner
-            .connect(&mut st, device, StateReason::ReconnectRequested)
-            .await
-        {
-            Ok(device) => {
-                self.inner.record(
-                    &id,
-                    HistoryAction::Reconnect,
-                    &actor,
-                    Outcome::Ok,
-                    "connection re-opened".to_owned(),
-                );
-                Ok(device)
-            }
-            Err(err) => {
-                self.inner.record(
-                    &id,
-                    HistoryAction::Reconnect,
-                    &actor,
-                    Outcome::Failed,
-                    err.message.clone(),
-                );
-                Err(err)
-            }
-        }
+            ))
+        };
+        self.inner
+            .record_result(&id, HistoryAction::Reconnect, &actor, &result, |_| {
+                "connection re-opened".to_owned()
+            });
+        result
     }
 
     /// Logs a device out: unlink at WhatsApp (bounded), delete its keyring
@@ -456,22 +531,10 @@ impl DeviceService {
             .inner
             .logout_locked(&mut st, device, &actor, false)
             .await;
-        match &outcome {
-            Ok(o) => self.inner.record(
-                &id,
-                HistoryAction::Logout,
-                &actor,
-                Outcome::Ok,
-                o.message.clone(),
-            ),
-            Err(e) => self.inner.record(
-                &id,
-                HistoryAction::Logout,
-                &actor,
-                Outcome::Failed,
-                e.message.clone(),
-            ),
-        }
+        self.inner
+            .record_result(&id, HistoryAction::Logout, &actor, &outcome, |o| {
+                o.message.clone()
+            });
         outcome
     }
 
@@ -487,32 +550,20 @@ impl DeviceService {
             .inner
             .logout_locked(&mut st, device, &actor, true)
             .await;
-        match &outcome {
-            Ok(o) => {
-                self.inner.record(
-                    &id,
-                    HistoryAction::Delete,
-                    &actor,
-                    Outcome::Ok,
-                    o.message.clone(),
-                );
-                self.inner
-                    .slots
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&id);
-                let _ = self
-                    .inner
-                    .events
-                    .send(ServiceEvent::DeviceRemoved { device_id: id });
-            }
-            Err(e) => self.inner.record(
-                &id,
-                HistoryAction::Delete,
-                &actor,
-                Outcome::Failed,
-                e.message.clone(),
-            ),
+        self.inner
+            .record_result(&id, HistoryAction::Delete, &actor, &outcome, |o| {
+                o.message.clone()
+            });
+        if outcome.is_ok() {
+            self.inner
+                .slots
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
+            let _ = self
+                .inner
+                .events
+                .send(ServiceEvent::DeviceRemoved { device_id: id });
         }
         outcome
     }
@@ -546,7 +597,8 @@ impl DeviceService {
             .collect();
         for slot in slots {
             let mut st = slot.state.lock().await;
-            if let Some(session) = st.session.take() {
+            // Scheduled retries are cancelled too, session or not.
+            if let Some(session) = st.take_session() {
                 session.stop().await;
             }
         }
@@ -557,7 +609,7 @@ impl DeviceService {
         for wipe in self.inner.db.pending_wipes()? {
             // A keyring that is unavailable now leaves the journal row in
             // place: the wipe is finished at a later start.
-            if let Err(err) = self.inner.finish_wipe(&wipe).await {
+            if let Err(err) = self.inner.finish_wipe(&wipe, StateReason::LoggedOut).await {
                 self.inner.record(
                     &wipe.device_id,
                     HistoryAction::RecoveredWipe,
@@ -598,13 +650,12 @@ impl DeviceService {
     }
 
     /// Reconnects every device with credentials, `restore_concurrency` at a
-    /// time; the library retries failures with backoff and jitter. Devices
-    /// `offline` for a permanent reason stay offline; a temporary ban that has
-    /// expired is retried.
-    fn restore_sessions(&self) -> Result<()> {
-        let semaphore = Arc::new(Semaphore::new(self.inner.restore_concurrency));
+    /// time; failures are retried with backoff and jitter (see
+    /// [`RetryPolicy`]). Devices `offline` for a permanent reason stay
+    /// offline; a temporary ban that has expired is retried.
+    async fn restore_sessions(&self) -> Result<()> {
         let current = now();
-        for device in self.inner.db.devices()? {
+        for mut device in self.inner.db.devices()? {
             let wants_connection = device.has_credentials
                 && match device.state {
                     DeviceState::Offline => {
@@ -617,53 +668,20 @@ impl DeviceService {
                 continue;
             }
             // Nothing is connected yet, whatever the state was at exit: say
-            // so before `open` returns, not once the restore task runs.
-            let mut device = device;
+            // so before `open` returns, not once the attempt runs.
             device.state = DeviceState::Connecting;
             device.state_reason = StateReason::Restoring;
             device.next_retry_at = None;
+            device.ban_expires_at = None;
             self.inner.save(&device)?;
-            let inner = Arc::clone(&self.inner);
-            let semaphore = Arc::clone(&semaphore);
-            tokio::spawn(async move {
-                let Ok(_permit) = semaphore.acquire_owned().await else {
-                    return;
-                };
-                let slot = inner.slot(&device.id);
-                let client = {
-                    let mut st = slot.state.lock().await;
-                    // Re-read: an admin may have acted since start-up.
-                    let Ok(device) = inner.device(&device.id) else {
-                        return;
-                    };
-                    if !device.has_credentials || st.session.is_some() {
-                        return;
-                    }
-                    if inner
-                        .connect(&mut st, device, StateReason::Restoring)
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                    st.session.as_ref().map(|s| Arc::clone(&s.client))
-                };
-                // Hold the permit until this device is in (or gave up for
-                // now), so at most `restore_concurrency` handshakes overlap.
-                if let Some(client) = client {
-                    let deadline = tokio::time::Instant::now() + RESTORE_PERMIT_HOLD;
-                    while !client.is_logged_in() && tokio::time::Instant::now() < deadline {
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                    }
-                }
-            });
+            let slot = self.inner.slot(&device.id);
+            let mut st = slot.state.lock().await;
+            self.inner
+                .schedule_connect(&mut st, &device.id, Duration::ZERO);
         }
         Ok(())
     }
 }
-
-/// How long a start-up restore holds its concurrency permit at most.
-const RESTORE_PERMIT_HOLD: Duration = Duration::from_secs(20);
 
 fn unlink_sentence(confirmed: bool) -> &'static str {
     if confirmed {
@@ -756,6 +774,22 @@ impl Inner {
         });
     }
 
+    /// Records an admin operation's result: `ok` with `detail`, or `failed`
+    /// with the error's message.
+    fn record_result<T>(
+        &self,
+        id: &DeviceId,
+        action: HistoryAction,
+        actor: &Actor,
+        result: &Result<T>,
+        detail: impl FnOnce(&T) -> String,
+    ) {
+        match result {
+            Ok(value) => self.record(id, action, actor, Outcome::Ok, detail(value)),
+            Err(err) => self.record(id, action, actor, Outcome::Failed, err.message.clone()),
+        }
+    }
+
     fn observe(&self, id: &DeviceId, step: WipeStep) {
         if let Some(observer) = &self.wipe_step_observer {
             observer(id, step);
@@ -788,13 +822,16 @@ impl Inner {
         self.layout.remove_session_files(id)
     }
 
+    /// Starts a session; `secret` is the device's keyring entry when the
+    /// caller read it already (saves the store a second keyring round trip).
     async fn start_session(
         self: &Arc<Self>,
         id: &DeviceId,
         st: &mut SlotState,
         purpose: SessionPurpose,
+        secret: Option<Vec<u8>>,
     ) -> Result<()> {
-        if let Some(old) = st.session.take() {
+        if let Some(old) = st.take_session() {
             old.stop().await;
         }
         let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
@@ -802,7 +839,10 @@ impl Inner {
         let session = LiveSession::start(
             id,
             &self.layout,
-            Arc::clone(&self.secrets),
+            SessionSecrets {
+                store: Arc::clone(&self.secrets),
+                prefetched: secret,
+            },
             &self.sessions,
             purpose,
             generation,
@@ -823,10 +863,11 @@ impl Inner {
     ) -> Result<Device> {
         // Credentials that are gone (keyring entry or store deleted behind
         // our back) must not silently turn into a fresh pairing.
-        let has_secret = self.probe_keyring(&device.id).await?;
+        let name = secret_name(&device.id);
+        let secret = self.keyring(move |s| s.get(&name)).await?;
         let has_store = self.layout.session_db(&device.id).exists();
-        if !has_secret || !has_store {
-            if let Some(old) = st.session.take() {
+        if secret.is_none() || !has_store {
+            if let Some(old) = st.take_session() {
                 old.stop().await;
             }
             self.wipe_local(&device.id).await?;
@@ -840,7 +881,7 @@ impl Inner {
                 ),
             ));
         }
-        self.start_session(&device.id, st, SessionPurpose::Connect)
+        self.start_session(&device.id, st, SessionPurpose::Connect, secret)
             .await?;
         device.state = DeviceState::Connecting;
         device.state_reason = reason;
@@ -858,7 +899,7 @@ impl Inner {
         mut device: Device,
         reason: StateReason,
     ) -> Result<Device> {
-        if let Some(session) = st.session.take() {
+        if let Some(session) = st.take_session() {
             session.stop().await;
         }
         st.first_qr = None;
@@ -911,7 +952,7 @@ impl Inner {
         self.observe(&id, WipeStep::Journaled);
 
         let unlink_confirmed = self.unlink(st, &device).await;
-        if let Some(session) = st.session.take() {
+        if let Some(session) = st.take_session() {
             session.stop().await;
         }
         if unlink_confirmed {
@@ -919,10 +960,13 @@ impl Inner {
         }
         self.observe(&id, WipeStep::Unlinked);
 
-        self.finish_wipe(&PendingWipe {
-            unlink_confirmed,
-            ..wipe
-        })
+        self.finish_wipe(
+            &PendingWipe {
+                unlink_confirmed,
+                ..wipe
+            },
+            StateReason::LoggedOut,
+        )
         .await?;
         Ok(LogoutOutcome {
             had_credentials: true,
@@ -959,7 +1003,7 @@ impl Inner {
             Some(client) => client,
             None => {
                 if self
-                    .start_session(&device.id, st, SessionPurpose::Connect)
+                    .start_session(&device.id, st, SessionPurpose::Connect, None)
                     .await
                     .is_err()
                 {
@@ -989,13 +1033,15 @@ impl Inner {
 
     /// Steps 2 to 4 of a logout (and the removal of a delete), then the end
     /// of the journal entry. Idempotent: crash recovery runs it again.
-    async fn finish_wipe(&self, wipe: &PendingWipe) -> Result<()> {
+    /// `reason` is what the reset device shows (`logged_out` after an
+    /// admin's logout).
+    async fn finish_wipe(&self, wipe: &PendingWipe, reason: StateReason) -> Result<()> {
         let id = &wipe.device_id;
         let name = secret_name(id);
         self.keyring(move |s| s.delete(&name)).await?;
         self.observe(id, WipeStep::SecretsDeleted);
         if let Some(mut device) = self.db.device(id)? {
-            reset_identity(&mut device, StateReason::LoggedOut);
+            reset_identity(&mut device, reason);
             self.save(&device)?;
         }
         self.observe(id, WipeStep::DeviceReset);
@@ -1013,7 +1059,7 @@ impl Inner {
     /// lock held. Events of a session that is no longer the device's current
     /// one are ignored.
     async fn watch_session(self: Arc<Self>, id: DeviceId, mut events: SessionEvents) {
-        while let Some((generation, event)) = events.recv().await {
+        while let Some((generation, signal)) = events.recv().await {
             let slot = self.slot(&id);
             let mut st = slot.state.lock().await;
             if st.session.as_ref().map(|s| s.generation) != Some(generation) {
@@ -1026,7 +1072,115 @@ impl Inner {
             };
             // Failures here (storage, keyring) cannot be reported to a caller;
             // the device keeps its last recorded state.
-            let _ = self.apply_event(&mut st, device, &event).await;
+            let _ = match signal {
+                SessionSignal::Event(event) => self.apply_event(&mut st, device, &event).await,
+                SessionSignal::Ended => self.session_ended(&mut st, device).await,
+            };
+        }
+    }
+
+    /// The client's run loop ended by itself (the connection failed or
+    /// dropped, and the client does not retry). A device that should be
+    /// connected gets its next attempt scheduled; a pending login ends.
+    async fn session_ended(self: &Arc<Self>, st: &mut SlotState, device: Device) -> Result<()> {
+        let connected_since = st.connected_since;
+        if let Some(session) = st.take_session() {
+            session.stop().await;
+        }
+        if device.has_credentials
+            && matches!(
+                device.state,
+                DeviceState::Connecting | DeviceState::LoggedIn
+            )
+        {
+            st.connected_since = connected_since;
+            self.retry_later(st, device)?;
+        } else if device.state == DeviceState::Pairing {
+            let id = device.id.clone();
+            self.end_pairing(st, device, StateReason::PairingFailed)
+                .await?;
+            self.record(
+                &id,
+                HistoryAction::PairingFailed,
+                &Actor::System,
+                Outcome::Failed,
+                "the connection ended before the phone linked the device".to_owned(),
+            );
+        }
+        Ok(())
+    }
+
+    /// `connecting` with the time of the next attempt, which is scheduled
+    /// after the backoff of [`RetryPolicy`]. Invariant: no session is live.
+    fn retry_later(self: &Arc<Self>, st: &mut SlotState, mut device: Device) -> Result<()> {
+        if st
+            .connected_since
+            .take()
+            .is_some_and(|t| t.elapsed() >= self.retry.stable_after)
+        {
+            st.retry_attempt = 0;
+        }
+        let delay = self.retry.delay(st.retry_attempt);
+        st.retry_attempt = st.retry_attempt.saturating_add(1);
+        self.schedule_connect(st, &device.id, delay);
+        device.state = DeviceState::Connecting;
+        device.state_reason = StateReason::ConnectionLost;
+        device.next_retry_at =
+            Some(now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::zero()));
+        self.save(&device)
+    }
+
+    /// Schedules a connection attempt after `delay`, replacing (cancelling)
+    /// any scheduled one.
+    fn schedule_connect(self: &Arc<Self>, st: &mut SlotState, id: &DeviceId, delay: Duration) {
+        let token = self.next_generation.fetch_add(1, Ordering::Relaxed);
+        let task = tokio::spawn(Arc::clone(self).scheduled_connect(id.clone(), token, delay));
+        st.retry = Some(RetryTimer {
+            token,
+            task: Some(task),
+        });
+    }
+
+    /// A scheduled attempt: waits out `delay` and a connect permit, then
+    /// connects if the device still wants it (an admin may have acted
+    /// meanwhile; what the admin did then cancelled this attempt).
+    async fn scheduled_connect(self: Arc<Self>, id: DeviceId, token: u64, delay: Duration) {
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        let Ok(permit) = Arc::clone(&self.connect_permits).acquire_owned().await else {
+            return;
+        };
+        let slot = self.slot(&id);
+        let mut st = slot.state.lock().await;
+        match st.retry.take() {
+            Some(timer) if timer.token == token => timer.disarm(),
+            other => {
+                st.retry = other;
+                return;
+            }
+        }
+        let Ok(device) = self.device(&id) else {
+            return;
+        };
+        if !device.has_credentials
+            || device.state != DeviceState::Connecting
+            || st.session.is_some()
+        {
+            return;
+        }
+        let reason = device.state_reason;
+        match self.connect(&mut st, device, reason).await {
+            Ok(_) => st.connect_permit = Some(permit),
+            // The credentials are gone; `connect` reset the device.
+            Err(err) if err.code == ErrorCode::NoCredentials => {}
+            // The keyring or the session store failed this time: later.
+            Err(_) => {
+                drop(permit);
+                if let Ok(device) = self.device(&id) {
+                    let _ = self.retry_later(&mut st, device);
+                }
+            }
         }
     }
 
@@ -1117,6 +1271,11 @@ impl Inner {
                         device.phone_number = Some(pn.user.to_string());
                     }
                 }
+                if let Some(session) = &st.session {
+                    session.stop_library_retries();
+                }
+                st.connect_permit = None;
+                st.connected_since = Some(std::time::Instant::now());
                 device.has_credentials = true;
                 device.state = DeviceState::LoggedIn;
                 device.state_reason = StateReason::Connected;
@@ -1129,14 +1288,6 @@ impl Inner {
                 device.display_name = Some(update.new_name.clone());
                 self.save(&device)?;
             }
-            Event::Disconnected(_) | Event::ConnectFailure(_)
-                if device.has_credentials && device.state == DeviceState::LoggedIn =>
-            {
-                // The library reconnects by itself with backoff.
-                device.state = DeviceState::Connecting;
-                device.state_reason = StateReason::ConnectionLost;
-                self.save(&device)?;
-            }
             Event::LoggedOut(out) => {
                 if device.state == DeviceState::Pairing && !device.has_credentials {
                     self.end_pairing(st, device, StateReason::PairingFailed)
@@ -1145,7 +1296,7 @@ impl Inner {
                 }
                 // The server ended the session for good: the credentials are
                 // worthless now, wipe them like a logout without the unlink.
-                if let Some(session) = st.session.take() {
+                if let Some(session) = st.take_session() {
                     session.stop().await;
                 }
                 let wipe = PendingWipe {
@@ -1154,24 +1305,30 @@ impl Inner {
                     unlink_confirmed: true,
                     actor: Actor::Whatsapp,
                 };
-                self.db.begin_wipe(&wipe)?;
-                self.finish_wipe(&wipe).await?;
-                let mut device = self.device(&id)?;
-                let (reason, message) = match out.reason {
+                let (reason, action, message) = match out.reason {
                     ConnectFailureReason::LoggedOut => (
                         StateReason::RemovedFromPhone,
+                        HistoryAction::RemovedFromPhone,
                         "the device was removed in the phone's Linked devices; its credentials were wiped",
                     ),
+                    ConnectFailureReason::AccountLocked => (
+                        StateReason::AccountLocked,
+                        HistoryAction::AccountLocked,
+                        "WhatsApp locked the account and logged the device out; its credentials were wiped",
+                    ),
                     _ => (
-                        StateReason::LoggedOut,
+                        StateReason::LoggedOutByWhatsapp,
+                        HistoryAction::LoggedOutByWhatsapp,
                         "WhatsApp logged the device out; its credentials were wiped",
                     ),
                 };
-                device.state_reason = reason;
-                self.save(&device)?;
+                // The device goes straight to its final reason: no snapshot
+                // in between shows `logged_out`.
+                self.db.begin_wipe(&wipe)?;
+                self.finish_wipe(&wipe, reason).await?;
                 self.record(
                     &id,
-                    HistoryAction::RemovedFromPhone,
+                    action,
                     &Actor::Whatsapp,
                     Outcome::Ok,
                     format!("{message} (reason {:?})", out.reason),
@@ -1231,7 +1388,7 @@ impl Inner {
         action: HistoryAction,
         message: String,
     ) -> Result<()> {
-        if let Some(session) = st.session.take() {
+        if let Some(session) = st.take_session() {
             session.stop().await;
         }
         device.state = DeviceState::Offline;

@@ -32,7 +32,7 @@ has_credentials: boolean, created_at: string, last_connected_at: string | null, 
 
 export type DeviceState = "disconnected" | "pairing" | "connecting" | "logged_in" | "offline";
 
-export type StateReason = "created" | "qr_login_requested" | "code_login_requested" | "qr_expired" | "pairing_failed" | "login_cancelled" | "paired" | "connected" | "restoring" | "reconnect_requested" | "connection_lost" | "logged_out" | "removed_from_phone" | "replaced" | "temporarily_banned" | "client_outdated" | "credentials_lost";
+export type StateReason = "created" | "qr_login_requested" | "code_login_requested" | "qr_expired" | "pairing_failed" | "login_cancelled" | "paired" | "connected" | "restoring" | "reconnect_requested" | "connection_lost" | "logged_out" | "removed_from_phone" | "account_locked" | "logged_out_by_whatsapp" | "replaced" | "temporarily_banned" | "client_outdated" | "credentials_lost";
 
 export type ServiceError = { code: ErrorCode, message: string, };
 

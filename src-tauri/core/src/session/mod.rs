@@ -7,11 +7,12 @@ use crate::files::{DataLayout, create_private_dir, create_private_file};
 use crate::model::DeviceId;
 use crate::secrets::SecretStore;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use wacore::types::events::{Event, EventHandler};
 use whatsapp_rust::Client;
-use whatsapp_rust::bot::{Bot, BotHandle};
+use whatsapp_rust::bot::Bot;
 
 /// Where sessions connect to. Outside the `simulator` feature there is only
 /// WhatsApp itself; the feature adds a server URL or an in-process transport.
@@ -116,13 +117,27 @@ pub enum SessionPurpose {
     Connect,
 }
 
-/// The events of a session the service acts on, tagged with the session's
-/// generation so that events of a stopped session are recognized and ignored.
-pub type SessionEvents = mpsc::UnboundedReceiver<(u64, Arc<Event>)>;
+/// What a session reports to the service.
+#[derive(Debug, Clone)]
+pub enum SessionSignal {
+    /// An event of the client the service acts on.
+    Event(Arc<Event>),
+    /// The client's run loop ended by itself: the connection failed or
+    /// dropped and the client will not retry (the service schedules retries,
+    /// see [`LiveSession::start`]), or the session ended for good (then an
+    /// event saying why came first).
+    Ended,
+}
+
+/// The signals of a session, tagged with the session's generation so that
+/// signals of a stopped session are recognized and ignored.
+pub type SessionEvents = mpsc::UnboundedReceiver<(u64, SessionSignal)>;
+
+type SignalSender = mpsc::UnboundedSender<(u64, SessionSignal)>;
 
 struct EventForwarder {
     generation: u64,
-    tx: mpsc::UnboundedSender<(u64, Arc<Event>)>,
+    tx: SignalSender,
 }
 
 impl EventHandler for EventForwarder {
@@ -148,29 +163,47 @@ impl EventHandler for EventForwarder {
         );
         if relevant {
             // The receiver is gone only when the session was dropped.
-            let _ = self.tx.send((self.generation, event));
+            let _ = self.tx.send((self.generation, SessionSignal::Event(event)));
         }
     }
+}
+
+/// Where a session's long-term secrets live.
+pub struct SessionSecrets {
+    pub store: Arc<dyn SecretStore>,
+    /// The device's keyring entry when the caller read it already: saves
+    /// the session store a second keyring round trip.
+    pub prefetched: Option<Vec<u8>>,
 }
 
 /// A running whatsapp-rust client of one device.
 pub struct LiveSession {
     pub generation: u64,
     pub client: Arc<Client>,
-    handle: BotHandle,
+    run: tokio::task::JoinHandle<()>,
 }
 
 impl LiveSession {
     /// Opens the device's session store (creating it, private, if needed) and
-    /// starts a client on it. Events go to `events`.
+    /// starts a client on it. Events go to `events`, then
+    /// [`SessionSignal::Ended`] when the client's run loop ends.
+    ///
+    /// Retries belong to the service, not to the library: a `Connect`
+    /// session's client has its own reconnect loop turned off, so a failed or
+    /// dropped connection ends the run loop and the service schedules the
+    /// next attempt (with its backoff, jitter and concurrency bound, and a
+    /// `next_retry_at` the admin can see). A pairing session keeps the
+    /// library's loop until it is logged in, because linking needs the
+    /// immediate reconnect after the server's `515` restart; the service
+    /// turns it off at `Connected` (see [`LiveSession::stop_library_retries`]).
     pub async fn start(
         id: &DeviceId,
         layout: &DataLayout,
-        secrets: Arc<dyn SecretStore>,
+        secrets: SessionSecrets,
         settings: &SessionSettings,
         purpose: SessionPurpose,
         generation: u64,
-        events: mpsc::UnboundedSender<(u64, Arc<Event>)>,
+        events: SignalSender,
     ) -> Result<LiveSession> {
         create_private_dir(&layout.sessions_dir())?;
         let db_path = layout.session_db(id);
@@ -181,8 +214,13 @@ impl LiveSession {
         let sqlite = whatsapp_rust_sqlite_storage::SqliteStore::new(db_url)
             .await
             .map_err(|e| ServiceError::internal(format!("cannot open the session store: {e}")))?;
-        let backend = store::KeyringBackedStore::new(sqlite, secrets, id);
+        let backend = store::KeyringBackedStore::new(sqlite, secrets.store, id);
+        if let Some(raw) = secrets.prefetched {
+            backend.prime(&raw)?;
+        }
 
+        let ended = events.clone();
+        let library_retries = !matches!(purpose, SessionPurpose::Connect);
         let builder = Bot::builder()
             .with_backend(backend)
             .with_event_handler(EventForwarder {
@@ -229,24 +267,35 @@ impl LiveSession {
         }
         .map_err(map_build_error)?;
         let client = bot.client();
-        let handle = bot.spawn();
+        client
+            .enable_auto_reconnect
+            .store(library_retries, Ordering::Relaxed);
+        let run = tokio::spawn(async move {
+            bot.run().await;
+            // The service is gone only when it dropped the session.
+            let _ = ended.send((generation, SessionSignal::Ended));
+        });
         Ok(LiveSession {
             generation,
             client,
-            handle,
+            run,
         })
+    }
+
+    /// From now on a dropped connection ends the run loop instead of being
+    /// retried by the library (the library documents this use of the flag:
+    /// "do not come back after this one ends").
+    pub fn stop_library_retries(&self) {
+        self.client
+            .enable_auto_reconnect
+            .store(false, Ordering::Relaxed);
     }
 
     /// Stops the client: a clean disconnect bounded in time, then abort.
     pub async fn stop(self) {
         let client = Arc::clone(&self.client);
-        if tokio::time::timeout(STOP_TIMEOUT, client.disconnect())
-            .await
-            .is_err()
-        {
-            self.handle.abort();
-        }
-        self.handle.abort();
+        let _ = tokio::time::timeout(STOP_TIMEOUT, client.disconnect()).await;
+        self.run.abort();
     }
 }
 

@@ -120,6 +120,12 @@ fn keyring_error(err: crate::ServiceError) -> StoreError {
     StoreError::Connection(err.message.into())
 }
 
+/// The error is dropped by callers on purpose: serde's message may quote
+/// the input, which is secret.
+fn parse_secrets(raw: &[u8]) -> std::result::Result<DeviceSecrets, serde_json::Error> {
+    serde_json::from_slice(raw)
+}
+
 /// The session store of one device (see the module docs).
 pub struct KeyringBackedStore {
     inner: SqliteStore,
@@ -138,6 +144,17 @@ impl KeyringBackedStore {
             secret_name: secret_name(id),
             cached: Mutex::new(None),
         }
+    }
+
+    /// Seeds the cache with the keyring entry's content, read by the caller.
+    pub fn prime(&self, raw: &[u8]) -> crate::Result<()> {
+        let secrets = parse_secrets(raw).map_err(|_| {
+            crate::ServiceError::internal(
+                "the device's keyring entry is not in the expected format",
+            )
+        })?;
+        self.set_cached(secrets);
+        Ok(())
     }
 
     fn cached(&self) -> Option<DeviceSecrets> {
@@ -162,7 +179,7 @@ impl KeyringBackedStore {
             .map_err(|e| StoreError::Connection(Box::new(e)))?
             .map_err(keyring_error)?;
         let Some(raw) = raw else { return Ok(None) };
-        let secrets: DeviceSecrets = serde_json::from_slice(&raw).map_err(|_| {
+        let secrets = parse_secrets(&raw).map_err(|_| {
             StoreError::Validation(
                 "the device's keyring entry is not in the expected format".into(),
             )

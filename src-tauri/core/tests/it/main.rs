@@ -9,6 +9,7 @@
 
 mod app_database;
 mod crash;
+mod faults;
 mod keyring_store;
 mod qr;
 mod service_offline;

@@ -7,15 +7,15 @@ use std::sync::Arc;
 use std::time::Duration;
 use wa_device_core::session::store::{DeviceSecrets, secret_name};
 use wa_device_core::{
-    Actor, Device, DeviceService, DeviceState, HistoryAction, NewDevice, SecretStore,
+    Actor, Device, DeviceService, DeviceState, HistoryAction, NewDevice, RetryPolicy, SecretStore,
     ServerEndpoint, ServiceConfig, ServiceEvent, StateReason,
 };
 use wa_sim::{LogoutReply, SimConfig, Simulator};
 use whatsapp_rust::Jid;
 
-const PHONE: &str = "15551234567";
+pub const PHONE: &str = "15551234567";
 /// Upper bound of any wait; the flows finish far sooner.
-const WAIT: Duration = Duration::from_secs(30);
+pub const WAIT: Duration = Duration::from_secs(30);
 /// Client clock compression (the fixed 10 s wait after a pairing, QR refs).
 const TIME_FACTOR: u32 = 10;
 
@@ -35,8 +35,17 @@ pub fn config(
     config.server = ServerEndpoint::Transport(Arc::new(sim.transport_factory()));
     config.client_time_factor = TIME_FACTOR;
     config.unlink_timeout = Duration::from_secs(3);
+    config.retry = RETRY;
     config
 }
+
+/// The service's retry backoff in tests: quick, with the default jitter.
+pub const RETRY: RetryPolicy = RetryPolicy {
+    base: Duration::from_millis(200),
+    max: Duration::from_secs(2),
+    jitter: 0.2,
+    stable_after: Duration::from_secs(30),
+};
 
 impl Rig {
     pub async fn new() -> Rig {

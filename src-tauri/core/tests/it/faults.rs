@@ -1,0 +1,303 @@
+//! The simulator's faults against a linked device: what the admin sees
+//! (state, reason, next retry, ban expiry) and that the service's own retries
+//! bring the device back, or stay away after a permanent ending.
+
+use crate::sessions::{RETRY, Rig, WAIT, config};
+use std::time::Duration;
+use tokio::sync::broadcast;
+use wa_device_core::session::store::secret_name;
+use wa_device_core::{
+    Actor, Device, DeviceService, DeviceState, HistoryAction, ServiceEvent, StateReason,
+};
+use wa_sim::{SimConfig, SimEvent, Simulator};
+
+/// The snapshots of `id` sent as `device_changed`, with the time each was
+/// received, until one satisfies `done` (returned last) or `within` passes.
+async fn changes_until(
+    events: &mut broadcast::Receiver<ServiceEvent>,
+    id: &str,
+    within: Duration,
+    done: impl Fn(&Device) -> bool,
+) -> Vec<(chrono::DateTime<chrono::Utc>, Device)> {
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let event = tokio::time::timeout_at(deadline, events.recv())
+            .await
+            .unwrap_or_else(|_| panic!("{id}: no matching change within {within:?}: {seen:#?}"))
+            .expect("event stream open");
+        if let ServiceEvent::DeviceChanged { device } = event
+            && device.id.as_str() == id
+        {
+            let finished = done(&device);
+            seen.push((chrono::Utc::now(), device));
+            if finished {
+                return seen;
+            }
+        }
+    }
+}
+
+/// The retries announced in `changes`: `connecting`, reason
+/// `connection_lost`, and how far ahead the next attempt was when announced.
+fn announced_retries(changes: &[(chrono::DateTime<chrono::Utc>, Device)]) -> Vec<Duration> {
+    changes
+        .iter()
+        .filter_map(|(at, d)| {
+            let next = d.next_retry_at?;
+            assert_eq!(
+                (d.state, d.state_reason, d.has_credentials),
+                (DeviceState::Connecting, StateReason::ConnectionLost, true),
+                "{d:?}"
+            );
+            Some((next - *at).to_std().unwrap_or(Duration::ZERO))
+        })
+        .collect()
+}
+
+/// Logins the simulator saw (accepted or refused) for any device.
+fn login_attempts(sim: &Simulator) -> usize {
+    sim.events()
+        .iter()
+        .filter(|e| matches!(e, SimEvent::LoggedIn { .. } | SimEvent::LoginRefused { .. }))
+        .count()
+}
+
+/// After a permanent ending: several retry periods pass without a login.
+async fn assert_no_retries(rig: &Rig, id: &str) {
+    let before = login_attempts(&rig.sim);
+    tokio::time::sleep(RETRY.base * 8).await;
+    assert_eq!(login_attempts(&rig.sim), before, "{id} was retried");
+    let d = rig.service.get(id).unwrap();
+    assert_eq!(d.next_retry_at, None, "{d:?}");
+}
+
+async fn logged_in_again(
+    rig: &Rig,
+    events: &mut broadcast::Receiver<ServiceEvent>,
+    id: &str,
+) -> Vec<(chrono::DateTime<chrono::Utc>, Device)> {
+    let changes = changes_until(events, id, WAIT, |d| d.state == DeviceState::LoggedIn).await;
+    let d = rig.service.get(id).unwrap();
+    assert_eq!((d.state, d.next_retry_at), (DeviceState::LoggedIn, None));
+    changes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_logins_at_start_up_are_retried_with_growing_delays() {
+    let rig = Rig::new().await;
+    rig.linked("boot").await;
+    rig.service.shutdown().await;
+    let Rig {
+        sim,
+        dir,
+        secrets,
+        service,
+    } = rig;
+    drop(service);
+    sim.fail_next_logins_with_503(3);
+    let service = DeviceService::open(config(&sim, &dir.path().join("data"), &secrets))
+        .await
+        .unwrap();
+    let mut events = service.subscribe();
+    let rig = Rig {
+        sim,
+        dir,
+        secrets,
+        service,
+    };
+    let changes = logged_in_again(&rig, &mut events, "boot").await;
+    let delays = announced_retries(&changes);
+    assert_eq!(delays.len(), 3, "{changes:#?}");
+    // 200, 400, 800 ms, each +-20 % (measured at receipt, so a little
+    // shorter under load).
+    for (attempt, delay) in delays.iter().enumerate() {
+        let nominal = RETRY.base * 2u32.pow(attempt as u32);
+        assert!(
+            *delay >= nominal.mul_f64(0.6) && *delay <= nominal.mul_f64(1.21),
+            "retry {attempt}: {delay:?}, nominal {nominal:?}"
+        );
+    }
+    let refused = rig
+        .sim
+        .events()
+        .iter()
+        .filter(|e| matches!(e, SimEvent::LoginRefused { reason: 503, .. }))
+        .count();
+    assert_eq!(refused, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_connection_shows_the_next_retry_then_logs_in() {
+    let rig = Rig::new().await;
+    rig.linked("drop").await;
+    let mut events = rig.service.subscribe();
+    rig.sim.drop_connections();
+    let changes = logged_in_again(&rig, &mut events, "drop").await;
+    let delays = announced_retries(&changes);
+    assert!(!delays.is_empty(), "{changes:#?}");
+    assert!(delays[0] > Duration::ZERO && delays[0] <= RETRY.max);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_503_stream_error_is_retried() {
+    let rig = Rig::new().await;
+    rig.linked("s503").await;
+    let mut events = rig.service.subscribe();
+    rig.sim.stream_error_503();
+    let changes = logged_in_again(&rig, &mut events, "s503").await;
+    assert!(!announced_retries(&changes).is_empty(), "{changes:#?}");
+}
+
+/// The client notices a silent server with wall-clock checks (see the
+/// simulator's README), so this test takes about half a minute.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_connection_is_detected_and_retried() {
+    let rig = Rig::new().await;
+    rig.linked("stall").await;
+    let mut events = rig.service.subscribe();
+    rig.sim.stall();
+    let changes = changes_until(&mut events, "stall", Duration::from_secs(90), |d| {
+        d.state == DeviceState::LoggedIn
+    })
+    .await;
+    assert!(!announced_retries(&changes).is_empty(), "{changes:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latency_slows_but_does_not_break_reconnect_and_logout() {
+    let rig = Rig::new().await;
+    rig.linked("slow").await;
+    rig.sim.set_latency(Duration::from_millis(100));
+    let mut events = rig.service.subscribe();
+    let d = rig.service.reconnect("slow", Actor::Desktop).await.unwrap();
+    assert_eq!(
+        (d.state, d.state_reason),
+        (DeviceState::Connecting, StateReason::ReconnectRequested)
+    );
+    let changes = logged_in_again(&rig, &mut events, "slow").await;
+    assert!(announced_retries(&changes).is_empty(), "{changes:#?}");
+    // A logout under latency is bounded by the unlink timeout and wipes
+    // locally whatever WhatsApp answers in time.
+    let started = tokio::time::Instant::now();
+    let outcome = rig.service.logout("slow", Actor::Desktop).await.unwrap();
+    assert!(outcome.had_credentials);
+    assert!(started.elapsed() < Duration::from_secs(3) + Duration::from_secs(4));
+    let d = rig.service.get("slow").unwrap();
+    assert_eq!(
+        (d.state, d.has_credentials),
+        (DeviceState::Disconnected, false)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replaced_goes_offline_and_is_not_retried() {
+    let rig = Rig::new().await;
+    let (_, jid) = rig.linked("rep").await;
+    assert!(rig.sim.replace(&jid));
+    let d = rig.wait_for_state("rep", DeviceState::Offline).await;
+    assert_eq!(d.state_reason, StateReason::Replaced);
+    assert!(d.has_credentials);
+    assert_no_retries(&rig, "rep").await;
+    let last = rig.service.history("rep").unwrap().pop().unwrap();
+    assert_eq!(
+        (last.action, last.actor),
+        (HistoryAction::Replaced, Actor::Whatsapp)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ban_goes_offline_until_it_expires_and_the_next_start_reconnects() {
+    let rig = Rig::new().await;
+    let (_, jid) = rig.linked("ban").await;
+    let ban = Duration::from_secs(3);
+    let banned_at = tokio::time::Instant::now();
+    rig.sim.ban(&jid, 101, ban);
+    let d = rig
+        .wait_for("ban", "banned", |d| {
+            d.state_reason == StateReason::TemporarilyBanned
+        })
+        .await;
+    assert_eq!(d.state, DeviceState::Offline);
+    let until = d.ban_expires_at.expect("ban expiry");
+    let left = (until - chrono::Utc::now()).to_std().unwrap_or_default();
+    assert!(left > Duration::ZERO && left <= ban, "{left:?}");
+    assert_no_retries(&rig, "ban").await;
+    let last = rig.service.history("ban").unwrap().pop().unwrap();
+    assert_eq!(last.action, HistoryAction::TemporarilyBanned);
+
+    // Once the ban is over, a start-up reconnects the device. (The
+    // simulator's ban ends up to a second after the expiry it announced,
+    // which is in whole seconds.)
+    rig.service.shutdown().await;
+    tokio::time::sleep_until(banned_at + ban + Duration::from_millis(200)).await;
+    let Rig {
+        sim,
+        dir,
+        secrets,
+        service,
+    } = rig;
+    drop(service);
+    let service = DeviceService::open(config(&sim, &dir.path().join("data"), &secrets))
+        .await
+        .unwrap();
+    let rig = Rig {
+        sim,
+        dir,
+        secrets,
+        service,
+    };
+    let d = rig.wait_for_state("ban", DeviceState::LoggedIn).await;
+    assert_eq!(d.ban_expires_at, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_outdated_goes_offline_and_is_not_retried() {
+    let rig = Rig::new().await;
+    rig.linked("old").await;
+    rig.sim.set_client_outdated(true);
+    let d = rig
+        .wait_for("old", "outdated", |d| d.state == DeviceState::Offline)
+        .await;
+    assert_eq!(d.state_reason, StateReason::ClientOutdated);
+    assert!(d.has_credentials);
+    assert_no_retries(&rig, "old").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_account_is_wiped_and_recorded_as_such() {
+    let rig = Rig::with_sim(SimConfig::default()).await;
+    let (device, jid) = rig.linked("locked").await;
+    let mut events = rig.service.subscribe();
+    rig.sim.lock_account(&jid);
+    let d = rig
+        .wait_for_state("locked", DeviceState::Disconnected)
+        .await;
+    assert_eq!(d.state_reason, StateReason::AccountLocked);
+    assert!(!d.has_credentials && d.jid.is_none() && d.phone_number.is_none());
+    assert_eq!(rig.secrets.get(&secret_name(&device.id)).unwrap(), None);
+    assert!(!wa_device_core::files::DataLayout::new(rig.data()).has_session_files(&device.id));
+    let last = rig.service.history("locked").unwrap().pop().unwrap();
+    assert_eq!(
+        (last.action, last.actor),
+        (HistoryAction::AccountLocked, Actor::Whatsapp)
+    );
+    assert!(
+        !rig.service
+            .history("locked")
+            .unwrap()
+            .iter()
+            .any(|e| e.action == HistoryAction::RemovedFromPhone)
+    );
+    let mut noticed = false;
+    while let Ok(event) = events.try_recv() {
+        noticed |= matches!(
+            event,
+            ServiceEvent::Notice {
+                reason: StateReason::AccountLocked,
+                ..
+            }
+        );
+    }
+    assert!(noticed);
+}
