@@ -37,3 +37,19 @@ export type StateReason = "created" | "qr_login_requested" | "code_login_request
 export type ServiceError = { code: ErrorCode, message: string, };
 
 export type ErrorCode = "not_found" | "invalid_id" | "invalid_phone" | "invalid_label" | "already_exists" | "busy" | "no_credentials" | "keyring_unavailable" | "whatsapp_error" | "internal";
+
+export type QrCode = { device_id: string, svg: string, expires_at: string, };
+
+export type PairingCode = { device_id: string, code: string, expires_at: string, };
+
+export type LogoutOutcome = { had_credentials: boolean, unlink_confirmed: boolean, message: string, };
+
+export type HistoryEntry = { at: string, device_id: string, action: HistoryAction, actor: string, outcome: Outcome, detail: string, };
+
+export type HistoryAction = "create" | "rename" | "login_qr" | "login_code" | "cancel_login" | "paired" | "qr_expired" | "pairing_failed" | "reconnect" | "logout" | "delete" | "removed_from_phone" | "replaced" | "temporarily_banned" | "client_outdated" | "recovered_wipe";
+
+export type Outcome = "ok" | "failed";
+
+export type DeviceRemovedEvent = { device_id: string, };
+
+export type NoticeEvent = { device_id: string, reason: StateReason, message: string, };
