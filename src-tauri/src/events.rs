@@ -85,11 +85,15 @@ fn notify_if_unfocused(app: &AppHandle, device_id: &str, message: &str) {
     if focused {
         return;
     }
-    // The message names the device and what happened; it never holds a secret.
-    let _ = app
+    // The message names the device and what happened; it never holds a
+    // secret. Showing talks to the notification daemon over D-Bus, which may
+    // block: not on the task that forwards events.
+    let builder = app
         .notification()
         .builder()
         .title(format!("Device {device_id}"))
-        .body(message)
-        .show();
+        .body(message.to_owned());
+    tauri::async_runtime::spawn_blocking(move || {
+        let _ = builder.show();
+    });
 }
