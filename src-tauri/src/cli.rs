@@ -75,8 +75,8 @@ mod tests {
     fn theme_is_light_or_dark() {
         let cli = Cli::try_parse_from(["wa-device-admin", "--theme", "dark"]).expect("parses");
         assert_eq!(cli.theme, Some(Theme::Dark));
-        let error = Cli::try_parse_from(["wa-device-admin", "--theme", "blue"])
-            .expect_err("unknown theme");
+        let error =
+            Cli::try_parse_from(["wa-device-admin", "--theme", "blue"]).expect_err("unknown theme");
         assert_eq!(error.kind(), clap::error::ErrorKind::InvalidValue);
     }
 

@@ -55,7 +55,9 @@ pub async fn create_device(
     label: String,
 ) -> Result<Device, ServiceError> {
     let service = state.service.clone();
-    service.create(NewDevice { id, label }, Actor::Desktop).await
+    service
+        .create(NewDevice { id, label }, Actor::Desktop)
+        .await
 }
 
 #[tauri::command]

@@ -151,12 +151,17 @@ async fn qr_login_and_logout(theme: &str) {
     app.wait_for_text(&card(id), "+15550001111", STEP_TIMEOUT)
         .await;
     app.screenshot(&format!("device-list-{theme}")).await;
-    assert!(keyring_has_entry(id), "linking stored the device's keyring entry");
+    assert!(
+        keyring_has_entry(id),
+        "linking stored the device's keyring entry"
+    );
     assert_eq!(phone.linked_devices().len(), 1);
 
     app.click_button(&card(id), "Log out…").await;
     let dialog = "[data-testid=logout-dialog]";
-    let text = app.wait_for_text(dialog, "Log out “Front desk”?", STEP_TIMEOUT).await;
+    let text = app
+        .wait_for_text(dialog, "Log out “Front desk”?", STEP_TIMEOUT)
+        .await;
     for line in [
         "+15550001111",
         "disconnected from WhatsApp",
@@ -175,13 +180,18 @@ async fn qr_login_and_logout(theme: &str) {
     assert_eq!(focused.as_str(), Some("Cancel"), "focus starts on Cancel");
     app.type_into(&format!("{dialog} input[name=confirm]"), "Front desk")
         .await;
-    app.screenshot(&format!("logout-confirmation-{theme}")).await;
+    app.screenshot(&format!("logout-confirmation-{theme}"))
+        .await;
     app.click_button(dialog, "Log out device").await;
     app.wait_until_gone(dialog, STEP_TIMEOUT).await;
     app.wait_for_text(".toasts", "WhatsApp confirmed the unlink", STEP_TIMEOUT)
         .await;
-    app.wait_for_text(&format!("{} .state", card(id)), "Disconnected", STEP_TIMEOUT)
-        .await;
+    app.wait_for_text(
+        &format!("{} .state", card(id)),
+        "Disconnected",
+        STEP_TIMEOUT,
+    )
+    .await;
 
     assert!(
         phone.linked_devices().is_empty(),
@@ -192,7 +202,7 @@ async fn qr_login_and_logout(theme: &str) {
             .sim
             .events()
             .iter()
-            .any(|event| matches!(event, SimEvent::Unlinked { jid: unlinked, .. } if *unlinked == jid.to_string())),
+            .any(|event| matches!(event, SimEvent::Unlinked { jid: unlinked, by: "companion" } if *unlinked == jid.to_string())),
         "the simulator recorded the unlink"
     );
     assert!(
@@ -240,12 +250,21 @@ async fn code_login_removal_reconnect_delete(theme: &str) {
         .await;
 
     app.click_button(&card(id), "History").await;
-    app.wait_for_text("[data-testid=detail-dialog] tbody", "Reconnect", STEP_TIMEOUT)
-        .await;
-    app.wait_for_text("[data-testid=detail-dialog] tbody", "Code login", STEP_TIMEOUT)
-        .await;
+    app.wait_for_text(
+        "[data-testid=detail-dialog] tbody",
+        "Reconnect",
+        STEP_TIMEOUT,
+    )
+    .await;
+    app.wait_for_text(
+        "[data-testid=detail-dialog] tbody",
+        "Code login",
+        STEP_TIMEOUT,
+    )
+    .await;
     app.screenshot(&format!("history-{theme}")).await;
-    app.click_button("[data-testid=detail-dialog]", "Close").await;
+    app.click_button("[data-testid=detail-dialog]", "Close")
+        .await;
     app.wait_until_gone("[data-testid=detail-dialog]", STEP_TIMEOUT)
         .await;
 
@@ -253,16 +272,24 @@ async fn code_login_removal_reconnect_delete(theme: &str) {
     phone
         .remove_device(&jid)
         .expect("the phone removes the device");
-    app.wait_for_text(&format!("{} .reason", card(id)), "Removed from the phone", STEP_TIMEOUT)
-        .await;
+    app.wait_for_text(
+        &format!("{} .reason", card(id)),
+        "Removed from the phone",
+        STEP_TIMEOUT,
+    )
+    .await;
     app.wait_for_text(".toasts", "Removed from the phone", STEP_TIMEOUT)
         .await;
     app.screenshot(&format!("notice-{theme}")).await;
     assert!(!keyring_has_entry(id), "a removed device keeps no secrets");
 
     app.click_button(&card(id), "Delete…").await;
-    app.wait_for_text("[data-testid=delete-dialog]", "Delete “Sales”?", STEP_TIMEOUT)
-        .await;
+    app.wait_for_text(
+        "[data-testid=delete-dialog]",
+        "Delete “Sales”?",
+        STEP_TIMEOUT,
+    )
+    .await;
     app.click_button("[data-testid=delete-dialog]", "Delete device")
         .await;
     app.wait_until_gone(&card(id), STEP_TIMEOUT).await;

@@ -169,19 +169,6 @@ impl AppSession {
         }
     }
 
-    /// Clicks the first element matching `css`, waiting up to 10 s for it.
-    pub async fn click(&self, css: &str) {
-        self.client
-            .wait()
-            .at_most(Duration::from_secs(10))
-            .for_element(Locator::Css(css))
-            .await
-            .unwrap_or_else(|error| panic!("no element matches {css}: {error}"))
-            .click()
-            .await
-            .unwrap_or_else(|error| panic!("cannot click {css}: {error}"));
-    }
-
     /// Types `text` into the first element matching `css`.
     pub async fn type_into(&self, css: &str, text: &str) {
         self.client

@@ -5,6 +5,8 @@
 //! Service. The device flows need the app built with the `simulator` feature
 //! (`make test` does so).
 
+// The device flows use most of the harness; the window tests only a part.
+#[cfg_attr(not(feature = "simulator"), allow(dead_code))]
 mod harness;
 mod window;
 
