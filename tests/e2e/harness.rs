@@ -79,13 +79,15 @@ impl AppSession {
             .expect("start tauri-driver (installed by `make test-deps`)");
         wait_for_port(port, Duration::from_secs(20));
 
+        let mut args = vec!["--data-dir".to_owned(), data_dir.display().to_string()];
+        args.extend(launch.args.iter().cloned());
         let mut capabilities = serde_json::Map::new();
         capabilities.insert("browserName".into(), json!("wry"));
         capabilities.insert(
             "tauri:options".into(),
             json!({
                 "application": env!("CARGO_BIN_EXE_wa-device-admin"),
-                "args": [&["--data-dir".to_owned(), data_dir.display().to_string()][..], &launch.args[..]].concat(),
+                "args": args,
             }),
         );
         let client = ClientBuilder::native()

@@ -42,9 +42,26 @@ export type QrCode = { device_id: string, svg: string, expires_at: string, };
 
 export type PairingCode = { device_id: string, code: string, expires_at: string, };
 
-export type LogoutOutcome = { had_credentials: boolean, unlink_confirmed: boolean, message: string, };
+export type LogoutOutcome = { 
+/**
+ * Whether the device had credentials (if not, nothing was changed).
+ */
+had_credentials: boolean, 
+/**
+ * Whether WhatsApp confirmed the unlink (`remove-companion-device`).
+ */
+unlink_confirmed: boolean, 
+/**
+ * For the admin: what happened, e.g. that the device may remain in the
+ * phone's Linked devices list until removed there.
+ */
+message: string, };
 
-export type HistoryEntry = { at: string, device_id: string, action: HistoryAction, actor: string, outcome: Outcome, detail: string, };
+export type HistoryEntry = { at: string, device_id: string, action: HistoryAction, 
+/**
+ * `desktop`, `api:<user>`, `whatsapp` or `system`.
+ */
+actor: string, outcome: Outcome, detail: string, };
 
 export type HistoryAction = "create" | "rename" | "login_qr" | "login_code" | "cancel_login" | "paired" | "qr_expired" | "pairing_failed" | "reconnect" | "logout" | "delete" | "removed_from_phone" | "replaced" | "temporarily_banned" | "client_outdated" | "recovered_wipe";
 
