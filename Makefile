@@ -86,13 +86,17 @@ test-ui: $(UI_STAMP)
 	npm --prefix ui test
 
 # Every Rust test of the workspace, inside a desktop session (Xvfb, D-Bus,
-# unlocked Secret Service): the keyring tests and the GUI suite need it.
+# unlocked Secret Service): the keyring tests and the GUI suite need it. The
+# end-to-end suite drives the app against the loopback simulator, so the app
+# is built with the test-only `simulator` feature here (a unit test checks
+# that the default build never reaches the feature it enables).
+TEST_FEATURES := --features wa-device-admin/simulator
 test-rust: ui
 	rm -rf $(SCREENSHOTS)
 ifeq ($(NEXTEST),yes)
-	tests/desktop-session.sh cargo nextest run --workspace --locked --no-fail-fast
+	tests/desktop-session.sh cargo nextest run --workspace --locked --no-fail-fast $(TEST_FEATURES)
 else
-	tests/desktop-session.sh cargo test --workspace --locked --no-fail-fast
+	tests/desktop-session.sh cargo test --workspace --locked --no-fail-fast $(TEST_FEATURES)
 endif
 
 test: test-deps ui lint test-ui test-rust

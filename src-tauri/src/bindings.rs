@@ -5,9 +5,13 @@
 
 use ts_rs::{Config, TS};
 
-use wa_device_core::{Device, DeviceState, ErrorCode, ServiceError, StateReason};
+use wa_device_core::{
+    Device, DeviceState, ErrorCode, HistoryAction, HistoryEntry, LogoutOutcome, Outcome,
+    PairingCode, QrCode, ServiceError, StateReason,
+};
 
 use crate::commands::AppInfo;
+use crate::events::{DeviceRemovedEvent, NoticeEvent};
 
 /// The committed file, relative to the repository root.
 pub const BINDINGS_PATH: &str = "ui/src/lib/bindings.ts";
@@ -23,6 +27,14 @@ pub fn render() -> String {
         StateReason::decl(&cfg),
         ServiceError::decl(&cfg),
         ErrorCode::decl(&cfg),
+        QrCode::decl(&cfg),
+        PairingCode::decl(&cfg),
+        LogoutOutcome::decl(&cfg),
+        HistoryEntry::decl(&cfg),
+        HistoryAction::decl(&cfg),
+        Outcome::decl(&cfg),
+        DeviceRemovedEvent::decl(&cfg),
+        NoticeEvent::decl(&cfg),
     ];
     let mut out = String::from(
         "// Generated from the Rust types by `make bindings`; do not edit.\n\

@@ -18,6 +18,32 @@ pub struct Cli {
     #[cfg(feature = "simulator")]
     #[arg(long, value_name = "WS_URL")]
     pub simulator_url: Option<String>,
+
+    /// Divides the WhatsApp client's waits and timeouts (tests only: the
+    /// simulator then links a device in about a second instead of ten).
+    #[cfg(feature = "simulator")]
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub client_time_factor: u32,
+
+    /// Light or dark window instead of the desktop's preference.
+    #[arg(long, value_enum, value_name = "THEME")]
+    pub theme: Option<Theme>,
+}
+
+/// A window colour scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Theme {
+    Light,
+    Dark,
+}
+
+impl From<Theme> for tauri::Theme {
+    fn from(theme: Theme) -> tauri::Theme {
+        match theme {
+            Theme::Light => tauri::Theme::Light,
+            Theme::Dark => tauri::Theme::Dark,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -43,6 +69,15 @@ mod tests {
         let error = Cli::try_parse_from(["wa-device-admin", "--simulator-url", "ws://127.0.0.1:1"])
             .expect_err("the flag must not exist");
         assert_eq!(error.kind(), clap::error::ErrorKind::UnknownArgument);
+    }
+
+    #[test]
+    fn theme_is_light_or_dark() {
+        let cli = Cli::try_parse_from(["wa-device-admin", "--theme", "dark"]).expect("parses");
+        assert_eq!(cli.theme, Some(Theme::Dark));
+        let error =
+            Cli::try_parse_from(["wa-device-admin", "--theme", "blue"]).expect_err("unknown theme");
+        assert_eq!(error.kind(), clap::error::ErrorKind::InvalidValue);
     }
 
     #[test]

@@ -1,15 +1,22 @@
-//! Tauri commands: thin adapters from the UI's calls to the core.
+//! Tauri commands: thin adapters from the UI's calls to the core. Every
+//! command acts as `Actor::Desktop` and rejects with the core's
+//! `ServiceError` (`{code, message}`), which the UI shows in words.
 
 use std::path::PathBuf;
 
 use serde::Serialize;
-use wa_device_core::{Device, DeviceService, PRODUCT_NAME, ServiceError};
+use wa_device_core::{
+    Actor, Device, DeviceService, HistoryEntry, LogoutOutcome, NewDevice, PRODUCT_NAME,
+    PairingCode, QrCode, ServiceError,
+};
 
 /// State the shell keeps for the lifetime of the window.
 pub struct ShellState {
     pub data_dir: PathBuf,
     pub service: DeviceService,
 }
+
+type Shell<'a> = tauri::State<'a, ShellState>;
 
 /// What the shell reports about itself.
 #[derive(Debug, Serialize, ts_rs::TS)]
@@ -21,7 +28,7 @@ pub struct AppInfo {
 }
 
 #[tauri::command]
-pub fn app_info(state: tauri::State<'_, ShellState>) -> AppInfo {
+pub fn app_info(state: Shell<'_>) -> AppInfo {
     AppInfo {
         product_name: PRODUCT_NAME,
         version: env!("CARGO_PKG_VERSION"),
@@ -31,6 +38,88 @@ pub fn app_info(state: tauri::State<'_, ShellState>) -> AppInfo {
 
 /// Every device, in the order the registry keeps them.
 #[tauri::command]
-pub fn list_devices(state: tauri::State<'_, ShellState>) -> Result<Vec<Device>, ServiceError> {
+pub fn list_devices(state: Shell<'_>) -> Result<Vec<Device>, ServiceError> {
     state.service.list()
+}
+
+#[tauri::command]
+pub fn get_device(state: Shell<'_>, id: String) -> Result<Device, ServiceError> {
+    state.service.get(&id)
+}
+
+/// `id: null` lets the core generate one.
+#[tauri::command]
+pub async fn create_device(
+    state: Shell<'_>,
+    id: Option<String>,
+    label: String,
+) -> Result<Device, ServiceError> {
+    let service = state.service.clone();
+    service
+        .create(NewDevice { id, label }, Actor::Desktop)
+        .await
+}
+
+#[tauri::command]
+pub async fn rename_device(
+    state: Shell<'_>,
+    id: String,
+    label: String,
+) -> Result<Device, ServiceError> {
+    let service = state.service.clone();
+    service.rename(&id, &label, Actor::Desktop).await
+}
+
+/// The first QR code; later ones arrive as `device://qr-code` events.
+#[tauri::command]
+pub async fn login_qr(state: Shell<'_>, id: String) -> Result<QrCode, ServiceError> {
+    let service = state.service.clone();
+    service.login_qr(&id, Actor::Desktop).await
+}
+
+#[tauri::command]
+pub async fn login_code(
+    state: Shell<'_>,
+    id: String,
+    phone_number: String,
+) -> Result<PairingCode, ServiceError> {
+    let service = state.service.clone();
+    service.login_code(&id, &phone_number, Actor::Desktop).await
+}
+
+#[tauri::command]
+pub async fn cancel_login(state: Shell<'_>, id: String) -> Result<Device, ServiceError> {
+    let service = state.service.clone();
+    service.cancel_login(&id, Actor::Desktop).await
+}
+
+#[tauri::command]
+pub async fn reconnect_device(state: Shell<'_>, id: String) -> Result<Device, ServiceError> {
+    let service = state.service.clone();
+    service.reconnect(&id, Actor::Desktop).await
+}
+
+#[tauri::command]
+pub async fn logout_device(state: Shell<'_>, id: String) -> Result<LogoutOutcome, ServiceError> {
+    let service = state.service.clone();
+    service.logout(&id, Actor::Desktop).await
+}
+
+#[tauri::command]
+pub async fn delete_device(state: Shell<'_>, id: String) -> Result<LogoutOutcome, ServiceError> {
+    let service = state.service.clone();
+    service.delete(&id, Actor::Desktop).await
+}
+
+/// The device's audit history, oldest first.
+#[tauri::command]
+pub fn device_history(state: Shell<'_>, id: String) -> Result<Vec<HistoryEntry>, ServiceError> {
+    state.service.history(&id)
+}
+
+/// The history as CSV text; the UI offers it as a download, so the shell
+/// needs no file-system access.
+#[tauri::command]
+pub fn export_history_csv(state: Shell<'_>, id: String) -> Result<String, ServiceError> {
+    state.service.history_csv(&id)
 }

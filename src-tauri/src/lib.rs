@@ -6,6 +6,7 @@ pub mod bindings;
 mod cli;
 mod commands;
 mod data_dir;
+mod events;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,6 +25,7 @@ pub const KEYRING_SERVICE: &str = "app.wadeviceadmin.desktop";
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
     let result = tauri::Builder::default()
+        .plugin(tauri_plugin_notification::init())
         .setup(move |app| {
             let data_dir = match cli.data_dir.clone() {
                 Some(dir) => dir,
@@ -31,15 +33,34 @@ pub fn run() -> ExitCode {
             };
             data_dir::prepare(&data_dir)?;
             let config = service_config(&cli, data_dir.clone());
-            // Opening restores the linked devices; the window waits for it so
-            // its first list is the real one.
+            // Opening finishes interrupted wipes and marks devices with
+            // credentials `connecting`; their connections are made by tasks
+            // that run on after this returns, so the window shows at once and
+            // the cards follow the restore through events.
             let service = tauri::async_runtime::block_on(DeviceService::open(config))?;
+            events::forward(app.handle().clone(), &service);
+            if let Some(theme) = cli.theme
+                && let Some(window) = app.get_webview_window("main")
+            {
+                window.set_theme(Some(theme.into()))?;
+            }
             app.manage(commands::ShellState { data_dir, service });
             Ok(())
         })
         .invoke_handler(tauri::generate_handler![
             commands::app_info,
-            commands::list_devices
+            commands::list_devices,
+            commands::get_device,
+            commands::create_device,
+            commands::rename_device,
+            commands::login_qr,
+            commands::login_code,
+            commands::cancel_login,
+            commands::reconnect_device,
+            commands::logout_device,
+            commands::delete_device,
+            commands::device_history,
+            commands::export_history_csv,
         ])
         .run(tauri::generate_context!());
     match result {
@@ -58,6 +79,10 @@ fn service_config(cli: &Cli, data_dir: PathBuf) -> ServiceConfig {
     #[cfg(feature = "simulator")]
     if let Some(url) = &cli.simulator_url {
         config.server = wa_device_core::ServerEndpoint::WebSocketUrl(url.clone());
+    }
+    #[cfg(feature = "simulator")]
+    {
+        config.client_time_factor = cli.client_time_factor.max(1);
     }
     #[cfg(not(feature = "simulator"))]
     let _ = cli;

@@ -23,10 +23,36 @@ pub struct AppSession {
     driver: Child,
 }
 
+/// How to launch the app beyond a fresh data folder.
+#[derive(Debug, Default, Clone)]
+pub struct Launch {
+    /// Extra command-line arguments of the app.
+    pub args: Vec<String>,
+    /// Extra environment of tauri-driver, which passes it on to the app.
+    pub env: Vec<(String, String)>,
+}
+
+impl Launch {
+    pub fn arg(mut self, arg: impl Into<String>) -> Launch {
+        self.args.push(arg.into());
+        self
+    }
+
+    pub fn env(mut self, name: &str, value: &str) -> Launch {
+        self.env.push((name.to_owned(), value.to_owned()));
+        self
+    }
+}
+
 impl AppSession {
     /// Launches the app with a fresh, empty data folder and waits until the
     /// UI has rendered its header.
     pub async fn start() -> AppSession {
+        AppSession::start_with(Launch::default()).await
+    }
+
+    /// [`AppSession::start`] with extra arguments and environment.
+    pub async fn start_with(launch: Launch) -> AppSession {
         let data_root = tempfile::Builder::new()
             .prefix("wa-e2e-")
             .tempdir()
@@ -48,17 +74,20 @@ impl AppSession {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log_file(data_root.path()))
+            .envs(launch.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .spawn()
             .expect("start tauri-driver (installed by `make test-deps`)");
         wait_for_port(port, Duration::from_secs(20));
 
+        let mut args = vec!["--data-dir".to_owned(), data_dir.display().to_string()];
+        args.extend(launch.args.iter().cloned());
         let mut capabilities = serde_json::Map::new();
         capabilities.insert("browserName".into(), json!("wry"));
         capabilities.insert(
             "tauri:options".into(),
             json!({
                 "application": env!("CARGO_BIN_EXE_wa-device-admin"),
-                "args": ["--data-dir", &data_dir],
+                "args": args,
             }),
         );
         let client = ClientBuilder::native()
@@ -97,6 +126,96 @@ impl AppSession {
             .await
             .expect("read the element's text")
             .unwrap_or_default()
+    }
+
+    /// Waits up to `timeout` until the first element matching `css` shows
+    /// `text` in its rendered text, and returns that text.
+    pub async fn wait_for_text(&self, css: &str, text: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let seen = match self.client.find(Locator::Css(css)).await {
+                Ok(element) => element
+                    .prop("innerText")
+                    .await
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            if seen.contains(text) {
+                return seen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{css} did not show {text:?} within {timeout:?}; it shows {seen:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits up to `timeout` until nothing matches `css`.
+    pub async fn wait_until_gone(&self, css: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !self
+            .client
+            .find_all(Locator::Css(css))
+            .await
+            .map(|found| found.is_empty())
+            .unwrap_or(false)
+        {
+            assert!(
+                Instant::now() < deadline,
+                "{css} is still shown after {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Types `text` into the first element matching `css`.
+    pub async fn type_into(&self, css: &str, text: &str) {
+        self.client
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|error| panic!("no element matches {css}: {error}"))
+            .send_keys(text)
+            .await
+            .unwrap_or_else(|error| panic!("cannot type into {css}: {error}"));
+    }
+
+    /// Clicks the button with exactly the visible text `label` inside the
+    /// first element matching `scope`.
+    pub async fn click_button(&self, scope: &str, label: &str) {
+        let scope_element = self
+            .client
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(scope))
+            .await
+            .unwrap_or_else(|error| panic!("no element matches {scope}: {error}"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let buttons = scope_element
+                .find_all(Locator::Css("button"))
+                .await
+                .unwrap_or_default();
+            for button in buttons {
+                let text = button.text().await.unwrap_or_default();
+                if text.trim() == label && button.is_enabled().await.unwrap_or(false) {
+                    button
+                        .click()
+                        .await
+                        .unwrap_or_else(|error| panic!("cannot click {label:?}: {error}"));
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no enabled button {label:?} in {scope}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Saves a PNG of the window as `<screenshot dir>/<name>.png` and returns its path.

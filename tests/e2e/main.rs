@@ -1,7 +1,26 @@
 //! End-to-end tests: the real built app in a real window, driven over WebDriver
 //! (tauri-driver in front of WebKitWebDriver). Run them inside a desktop
-//! session: `tests/desktop-session.sh cargo nextest run --test e2e`, which
-//! provides Xvfb, a D-Bus session bus and an unlocked Secret Service.
+//! session: `tests/desktop-session.sh cargo nextest run --test e2e --features
+//! simulator`, which provides Xvfb, a D-Bus session bus and an unlocked Secret
+//! Service. The device flows need the app built with the `simulator` feature
+//! (`make test` does so).
 
+// The device flows use most of the harness; the window tests only a part.
+#[cfg_attr(not(feature = "simulator"), allow(dead_code))]
 mod harness;
 mod window;
+
+#[cfg(feature = "simulator")]
+mod devices;
+#[cfg(feature = "simulator")]
+mod screen_qr;
+
+/// Without the feature the device flows would silently not run: say so.
+#[cfg(not(feature = "simulator"))]
+#[test]
+fn device_flows_need_the_simulator_feature() {
+    panic!(
+        "the end-to-end device flows need the app built with the simulator feature: \
+         run `cargo nextest run -p wa-device-admin --features simulator` (make test does)"
+    );
+}

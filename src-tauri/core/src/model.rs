@@ -322,7 +322,7 @@ impl<'de> Deserialize<'de> for Actor {
 }
 
 /// What happened, in the audit history.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum HistoryAction {
     Create,
@@ -370,7 +370,7 @@ named_variants!(HistoryAction {
 });
 
 /// The outcome of a recorded action.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Ok,
@@ -388,18 +388,20 @@ impl Outcome {
 
 /// One row of a device's audit history. Never holds a secret: `detail` is
 /// written by this crate from non-secret facts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 pub struct HistoryEntry {
     pub at: DateTime<Utc>,
     pub device_id: String,
     pub action: HistoryAction,
+    /// `desktop`, `api:<user>`, `whatsapp` or `system`.
+    #[ts(type = "string")]
     pub actor: Actor,
     pub outcome: Outcome,
     pub detail: String,
 }
 
 /// The result of a logout (and of the logout step of a delete).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 pub struct LogoutOutcome {
     /// Whether the device had credentials (if not, nothing was changed).
     pub had_credentials: bool,
@@ -411,16 +413,18 @@ pub struct LogoutOutcome {
 }
 
 /// A QR code to show: the SVG and when it stops being valid.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 pub struct QrCode {
+    #[ts(type = "string")]
     pub device_id: DeviceId,
     pub svg: String,
     pub expires_at: DateTime<Utc>,
 }
 
 /// A pairing code to type on the phone: `XXXX-XXXX`, and its expiry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 pub struct PairingCode {
+    #[ts(type = "string")]
     pub device_id: DeviceId,
     pub code: String,
     pub expires_at: DateTime<Utc>,

@@ -2,16 +2,66 @@
 // `Backend` through context (see `context.ts`), so component tests can hand
 // them a fake one instead of patching `invoke`.
 import { invoke } from "@tauri-apps/api/core";
-import type { AppInfo, Device, DeviceState, ServiceError } from "./bindings";
+import { listen, type UnlistenFn } from "@tauri-apps/api/event";
+import type {
+  AppInfo,
+  Device,
+  DeviceRemovedEvent,
+  DeviceState,
+  ErrorCode,
+  HistoryEntry,
+  LogoutOutcome,
+  NoticeEvent,
+  PairingCode,
+  QrCode,
+  ServiceError,
+  StateReason,
+} from "./bindings";
 
-export type { AppInfo, Device, DeviceState };
+export type {
+  AppInfo,
+  Device,
+  DeviceRemovedEvent,
+  DeviceState,
+  ErrorCode,
+  HistoryEntry,
+  LogoutOutcome,
+  NoticeEvent,
+  PairingCode,
+  QrCode,
+  StateReason,
+};
 
 /** The error shape every backend command rejects with (`{code, message}`). */
 export type BackendError = ServiceError | { code: "ipc"; message: string };
 
+/** What the shell pushes to the window (see `src-tauri/src/events.rs`). */
+export interface BackendEvents {
+  deviceChanged(device: Device): void;
+  deviceRemoved(event: DeviceRemovedEvent): void;
+  qrCode(qr: QrCode): void;
+  pairingCode(code: PairingCode): void;
+  notice(notice: NoticeEvent): void;
+  /** Events were missed: reload the device list. */
+  resync(): void;
+}
+
 export interface Backend {
   appInfo(): Promise<AppInfo>;
   listDevices(): Promise<Device[]>;
+  getDevice(id: string): Promise<Device>;
+  createDevice(id: string | null, label: string): Promise<Device>;
+  renameDevice(id: string, label: string): Promise<Device>;
+  loginQr(id: string): Promise<QrCode>;
+  loginCode(id: string, phoneNumber: string): Promise<PairingCode>;
+  cancelLogin(id: string): Promise<Device>;
+  reconnect(id: string): Promise<Device>;
+  logout(id: string): Promise<LogoutOutcome>;
+  deleteDevice(id: string): Promise<LogoutOutcome>;
+  history(id: string): Promise<HistoryEntry[]>;
+  exportHistoryCsv(id: string): Promise<string>;
+  /** Starts delivering events; resolves once listening, with the function that stops it. */
+  subscribe(handlers: BackendEvents): Promise<() => void>;
 }
 
 export function isBackendError(value: unknown): value is BackendError {
@@ -38,7 +88,31 @@ async function call<T>(command: string, args?: Record<string, unknown>): Promise
   }
 }
 
+async function subscribe(handlers: BackendEvents): Promise<() => void> {
+  const unlisten: UnlistenFn[] = await Promise.all([
+    listen<Device>("device://changed", (e) => handlers.deviceChanged(e.payload)),
+    listen<DeviceRemovedEvent>("device://removed", (e) => handlers.deviceRemoved(e.payload)),
+    listen<QrCode>("device://qr-code", (e) => handlers.qrCode(e.payload)),
+    listen<PairingCode>("device://pairing-code", (e) => handlers.pairingCode(e.payload)),
+    listen<NoticeEvent>("device://notice", (e) => handlers.notice(e.payload)),
+    listen<null>("device://resync", () => handlers.resync()),
+  ]);
+  return () => unlisten.forEach((stop) => stop());
+}
+
 export const tauriBackend: Backend = {
   appInfo: () => call<AppInfo>("app_info"),
   listDevices: () => call<Device[]>("list_devices"),
+  getDevice: (id) => call<Device>("get_device", { id }),
+  createDevice: (id, label) => call<Device>("create_device", { id, label }),
+  renameDevice: (id, label) => call<Device>("rename_device", { id, label }),
+  loginQr: (id) => call<QrCode>("login_qr", { id }),
+  loginCode: (id, phoneNumber) => call<PairingCode>("login_code", { id, phoneNumber }),
+  cancelLogin: (id) => call<Device>("cancel_login", { id }),
+  reconnect: (id) => call<Device>("reconnect_device", { id }),
+  logout: (id) => call<LogoutOutcome>("logout_device", { id }),
+  deleteDevice: (id) => call<LogoutOutcome>("delete_device", { id }),
+  history: (id) => call<HistoryEntry[]>("device_history", { id }),
+  exportHistoryCsv: (id) => call<string>("export_history_csv", { id }),
+  subscribe,
 };

@@ -37,3 +37,36 @@ export type StateReason = "created" | "qr_login_requested" | "code_login_request
 export type ServiceError = { code: ErrorCode, message: string, };
 
 export type ErrorCode = "not_found" | "invalid_id" | "invalid_phone" | "invalid_label" | "already_exists" | "busy" | "no_credentials" | "keyring_unavailable" | "whatsapp_error" | "internal";
+
+export type QrCode = { device_id: string, svg: string, expires_at: string, };
+
+export type PairingCode = { device_id: string, code: string, expires_at: string, };
+
+export type LogoutOutcome = { 
+/**
+ * Whether the device had credentials (if not, nothing was changed).
+ */
+had_credentials: boolean, 
+/**
+ * Whether WhatsApp confirmed the unlink (`remove-companion-device`).
+ */
+unlink_confirmed: boolean, 
+/**
+ * For the admin: what happened, e.g. that the device may remain in the
+ * phone's Linked devices list until removed there.
+ */
+message: string, };
+
+export type HistoryEntry = { at: string, device_id: string, action: HistoryAction, 
+/**
+ * `desktop`, `api:<user>`, `whatsapp` or `system`.
+ */
+actor: string, outcome: Outcome, detail: string, };
+
+export type HistoryAction = "create" | "rename" | "login_qr" | "login_code" | "cancel_login" | "paired" | "qr_expired" | "pairing_failed" | "reconnect" | "logout" | "delete" | "removed_from_phone" | "replaced" | "temporarily_banned" | "client_outdated" | "recovered_wipe";
+
+export type Outcome = "ok" | "failed";
+
+export type DeviceRemovedEvent = { device_id: string, };
+
+export type NoticeEvent = { device_id: string, reason: StateReason, message: string, };

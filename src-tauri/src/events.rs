@@ -1,0 +1,99 @@
+//! Forwards the core's events to the window under namespaced names, and
+//! raises a desktop notification for a notice while the window is not
+//! focused. The core knows nothing of these names; they exist only here.
+
+use serde::Serialize;
+use tauri::{AppHandle, Emitter, Manager};
+use tauri_plugin_notification::NotificationExt;
+use tokio::sync::broadcast::error::RecvError;
+use wa_device_core::{DeviceService, ServiceEvent, StateReason};
+
+pub const DEVICE_CHANGED: &str = "device://changed";
+pub const DEVICE_REMOVED: &str = "device://removed";
+pub const QR_CODE: &str = "device://qr-code";
+pub const PAIRING_CODE: &str = "device://pairing-code";
+pub const NOTICE: &str = "device://notice";
+/// Sent when the forwarder fell behind and missed events: the UI reloads the
+/// device list instead of trusting its copy.
+pub const RESYNC: &str = "device://resync";
+
+/// Payload of [`DEVICE_REMOVED`].
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
+pub struct DeviceRemovedEvent {
+    pub device_id: String,
+}
+
+/// Payload of [`NOTICE`]: something WhatsApp did on its own.
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
+pub struct NoticeEvent {
+    pub device_id: String,
+    pub reason: StateReason,
+    pub message: String,
+}
+
+/// Subscribes before returning, so no event after this call is missed.
+pub fn forward(app: AppHandle, service: &DeviceService) {
+    let mut events = service.subscribe();
+    tauri::async_runtime::spawn(async move {
+        loop {
+            match events.recv().await {
+                Ok(event) => emit(&app, event),
+                Err(RecvError::Lagged(_)) => {
+                    let _ = app.emit(RESYNC, ());
+                }
+                Err(RecvError::Closed) => break,
+            }
+        }
+    });
+}
+
+fn emit(app: &AppHandle, event: ServiceEvent) {
+    // An emit fails only when the window is gone; the next event tries again.
+    let _ = match event {
+        ServiceEvent::DeviceChanged { device } => app.emit(DEVICE_CHANGED, device),
+        ServiceEvent::DeviceRemoved { device_id } => app.emit(
+            DEVICE_REMOVED,
+            DeviceRemovedEvent {
+                device_id: device_id.to_string(),
+            },
+        ),
+        ServiceEvent::QrCode(qr) => app.emit(QR_CODE, qr),
+        ServiceEvent::PairingCode(code) => app.emit(PAIRING_CODE, code),
+        ServiceEvent::Notice {
+            device_id,
+            reason,
+            message,
+        } => {
+            notify_if_unfocused(app, device_id.as_str(), &message);
+            app.emit(
+                NOTICE,
+                NoticeEvent {
+                    device_id: device_id.to_string(),
+                    reason,
+                    message,
+                },
+            )
+        }
+    };
+}
+
+fn notify_if_unfocused(app: &AppHandle, device_id: &str, message: &str) {
+    let focused = app
+        .get_webview_window("main")
+        .and_then(|window| window.is_focused().ok())
+        .unwrap_or(false);
+    if focused {
+        return;
+    }
+    // The message names the device and what happened; it never holds a
+    // secret. Showing talks to the notification daemon over D-Bus, which may
+    // block: not on the task that forwards events.
+    let builder = app
+        .notification()
+        .builder()
+        .title(format!("Device {device_id}"))
+        .body(message.to_owned());
+    tauri::async_runtime::spawn_blocking(move || {
+        let _ = builder.show();
+    });
+}

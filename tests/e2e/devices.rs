@@ -1,0 +1,371 @@
+//! The admin's flows against the loopback WhatsApp simulator: add a device,
+//! link it by QR code (read from a screenshot) and by pairing code, log it out
+//! through the confirmation dialog, see a removal from the phone, reconnect,
+//! delete. Each flow runs in the light and the dark theme and saves a
+//! screenshot of every screen it passes.
+
+use std::net::SocketAddr;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use wa_sim::{SimConfig, SimEvent, Simulator};
+
+use crate::harness::{AppSession, Launch};
+use crate::screen_qr;
+
+/// The keyring service the app stores device secrets under (`KEYRING_SERVICE`).
+const KEYRING_SERVICE: &str = "app.wadeviceadmin.desktop";
+/// Linking takes the client's fixed post-pairing wait (10 s, compressed here).
+const LINK_TIMEOUT: Duration = Duration::from_secs(60);
+const STEP_TIMEOUT: Duration = Duration::from_secs(20);
+
+struct LoopbackSimulator {
+    sim: Simulator,
+    endpoints: wa_sim::Endpoints,
+}
+
+impl LoopbackSimulator {
+    async fn start() -> LoopbackSimulator {
+        let sim = Simulator::new(SimConfig::default());
+        let any: SocketAddr = "127.0.0.1:0".parse().expect("loopback address");
+        let endpoints = wa_sim::serve(sim.clone(), any, any)
+            .await
+            .expect("serve the simulator on loopback");
+        LoopbackSimulator { sim, endpoints }
+    }
+
+    /// The app, pointed at this simulator, with the client's timers 10x faster.
+    async fn app(&self, theme: &str) -> AppSession {
+        AppSession::start_with(
+            Launch::default()
+                .arg("--simulator-url")
+                .arg(self.endpoints.ws_url.clone())
+                .arg("--client-time-factor")
+                .arg("10")
+                .arg("--theme")
+                .arg(theme),
+        )
+        .await
+    }
+}
+
+/// The keyring's entry for a device, through `secret-tool` (libsecret), not
+/// through the app's own code.
+fn keyring_has_entry(device_id: &str) -> bool {
+    let output = Command::new("secret-tool")
+        .args([
+            "search",
+            "--all",
+            "service",
+            KEYRING_SERVICE,
+            "username",
+            &format!("device/{device_id}"),
+        ])
+        .output()
+        .expect("run secret-tool (libsecret-tools)");
+    let listing = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    listing.contains(&format!("device/{device_id}"))
+}
+
+async fn assert_theme(app: &AppSession, theme: &str) {
+    let dark = app
+        .client
+        .execute(
+            "return window.matchMedia('(prefers-color-scheme: dark)').matches",
+            vec![],
+        )
+        .await
+        .expect("ask the page for its colour scheme");
+    assert_eq!(
+        dark.as_bool(),
+        Some(theme == "dark"),
+        "the page follows the {theme} theme"
+    );
+}
+
+async fn add_device(app: &AppSession, id: &str, label: &str, theme: &str, shot: bool) {
+    app.click_button("header", "Add device").await;
+    app.type_into("[data-testid=add-dialog] input[name=label]", label)
+        .await;
+    app.type_into("[data-testid=add-dialog] input[name=id]", id)
+        .await;
+    if shot {
+        app.screenshot(&format!("add-device-{theme}")).await;
+    }
+    app.click_button("[data-testid=add-dialog]", "Add device")
+        .await;
+    app.wait_until_gone("[data-testid=add-dialog]", STEP_TIMEOUT)
+        .await;
+    app.wait_for_text(
+        &format!("li[data-device-id='{id}'] .state"),
+        "Disconnected",
+        STEP_TIMEOUT,
+    )
+    .await;
+}
+
+/// Screenshots the window until a QR code can be read from it.
+async fn qr_from_screen(app: &AppSession, theme: &str) -> String {
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    loop {
+        let png = app.client.screenshot().await.expect("take a screenshot");
+        if let Some(payload) = screen_qr::decode(&png) {
+            app.screenshot(&format!("qr-login-{theme}")).await;
+            return payload;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no readable QR code on the screen"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+fn card(id: &str) -> String {
+    format!("li[data-device-id='{id}']")
+}
+
+async fn qr_login_and_logout(theme: &str) {
+    let server = LoopbackSimulator::start().await;
+    let app = server.app(theme).await;
+    assert_theme(&app, theme).await;
+    let id = "front-desk";
+    add_device(&app, id, "Front desk", theme, true).await;
+
+    app.click_button(&card(id), "Log in with QR").await;
+    app.wait_for_text("[data-testid=qr-dialog]", "Link a device", STEP_TIMEOUT)
+        .await;
+    let payload = qr_from_screen(&app, theme).await;
+    let phone = server.sim.phone("15550001111");
+    let jid = phone
+        .scan(&payload)
+        .await
+        .expect("the simulated phone accepts the QR code read from the screen");
+    app.wait_until_gone("[data-testid=qr-dialog]", LINK_TIMEOUT)
+        .await;
+    app.wait_for_text(&format!("{} .state", card(id)), "Logged in", LINK_TIMEOUT)
+        .await;
+    app.wait_for_text(".toasts", "is linked and logged in", STEP_TIMEOUT)
+        .await;
+    app.wait_for_text(&card(id), "+15550001111", STEP_TIMEOUT)
+        .await;
+    app.screenshot(&format!("device-list-{theme}")).await;
+    assert!(
+        keyring_has_entry(id),
+        "linking stored the device's keyring entry"
+    );
+    assert_eq!(phone.linked_devices().len(), 1);
+
+    app.click_button(&card(id), "Log out…").await;
+    let dialog = "[data-testid=logout-dialog]";
+    let text = app
+        .wait_for_text(dialog, "Log out “Front desk”?", STEP_TIMEOUT)
+        .await;
+    for line in [
+        "+15550001111",
+        "disconnected from WhatsApp",
+        "removed from the phone's Linked devices",
+        "deleted from this computer's keyring",
+        "local session data is deleted",
+        "new QR code or pairing code",
+    ] {
+        assert!(text.contains(line), "the dialog says {line:?}: {text}");
+    }
+    let focused = app
+        .client
+        .execute("return document.activeElement.textContent.trim()", vec![])
+        .await
+        .expect("read the focused element");
+    assert_eq!(focused.as_str(), Some("Cancel"), "focus starts on Cancel");
+    app.type_into(&format!("{dialog} input[name=confirm]"), "Front desk")
+        .await;
+    app.screenshot(&format!("logout-confirmation-{theme}"))
+        .await;
+    app.click_button(dialog, "Log out device").await;
+    app.wait_until_gone(dialog, STEP_TIMEOUT).await;
+    app.wait_for_text(".toasts", "WhatsApp confirmed the unlink", STEP_TIMEOUT)
+        .await;
+    app.wait_for_text(
+        &format!("{} .state", card(id)),
+        "Disconnected",
+        STEP_TIMEOUT,
+    )
+    .await;
+
+    assert!(
+        phone.linked_devices().is_empty(),
+        "the simulated phone no longer lists the device"
+    );
+    assert!(
+        server
+            .sim
+            .events()
+            .iter()
+            .any(|event| matches!(event, SimEvent::Unlinked { jid: unlinked, by: "companion" } if *unlinked == jid.to_string())),
+        "the simulator recorded the unlink"
+    );
+    assert!(
+        !keyring_has_entry(id),
+        "the keyring holds nothing for the device"
+    );
+    app.close().await;
+    server.endpoints.shutdown().await;
+}
+
+async fn code_login_removal_reconnect_delete(theme: &str) {
+    let server = LoopbackSimulator::start().await;
+    let app = server.app(theme).await;
+    let id = "sales-1";
+    add_device(&app, id, "Sales", theme, false).await;
+
+    app.click_button(&card(id), "Log in with code").await;
+    let dialog = "[data-testid=code-dialog]";
+    app.type_into(&format!("{dialog} input[name=phone]"), "+1 555 000 2222")
+        .await;
+    app.click_button(dialog, "Get pairing code").await;
+    let code = app
+        .wait_for_text("[data-testid=pairing-code]", "-", STEP_TIMEOUT)
+        .await;
+    assert_eq!(code.trim().len(), 9, "the code reads XXXX-XXXX: {code:?}");
+    app.screenshot(&format!("pairing-code-{theme}")).await;
+    let phone = server.sim.phone("15550002222");
+    let jid = phone
+        .enter_code(code.trim())
+        .await
+        .expect("the simulated phone accepts the code shown in the window");
+    app.wait_until_gone(dialog, LINK_TIMEOUT).await;
+    app.wait_for_text(&format!("{} .state", card(id)), "Logged in", LINK_TIMEOUT)
+        .await;
+
+    // Reconnect: the same credentials log in again (an IK handshake).
+    let logins_before = logins(&server.sim, &jid.to_string());
+    app.click_button(&card(id), "Reconnect").await;
+    let deadline = Instant::now() + LINK_TIMEOUT;
+    while logins(&server.sim, &jid.to_string()) <= logins_before {
+        assert!(Instant::now() < deadline, "reconnect did not log in again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    app.wait_for_text(&format!("{} .state", card(id)), "Logged in", LINK_TIMEOUT)
+        .await;
+
+    app.click_button(&card(id), "History").await;
+    app.wait_for_text(
+        "[data-testid=detail-dialog] tbody",
+        "Reconnect",
+        STEP_TIMEOUT,
+    )
+    .await;
+    app.wait_for_text(
+        "[data-testid=detail-dialog] tbody",
+        "Code login",
+        STEP_TIMEOUT,
+    )
+    .await;
+    app.screenshot(&format!("history-{theme}")).await;
+    app.click_button("[data-testid=detail-dialog]", "Close")
+        .await;
+    app.wait_until_gone("[data-testid=detail-dialog]", STEP_TIMEOUT)
+        .await;
+
+    // Removed in the phone's Linked devices: the card and a toast say so.
+    phone
+        .remove_device(&jid)
+        .expect("the phone removes the device");
+    app.wait_for_text(
+        &format!("{} .reason", card(id)),
+        "Removed from the phone",
+        STEP_TIMEOUT,
+    )
+    .await;
+    app.wait_for_text(".toasts", "Removed from the phone", STEP_TIMEOUT)
+        .await;
+    app.screenshot(&format!("notice-{theme}")).await;
+    assert!(!keyring_has_entry(id), "a removed device keeps no secrets");
+
+    app.click_button(&card(id), "Delete…").await;
+    app.wait_for_text(
+        "[data-testid=delete-dialog]",
+        "Delete “Sales”?",
+        STEP_TIMEOUT,
+    )
+    .await;
+    app.click_button("[data-testid=delete-dialog]", "Delete device")
+        .await;
+    app.wait_until_gone(&card(id), STEP_TIMEOUT).await;
+    app.wait_for_text("[data-testid=empty-state]", "No devices yet", STEP_TIMEOUT)
+        .await;
+    app.close().await;
+    server.endpoints.shutdown().await;
+}
+
+fn logins(sim: &Simulator, jid: &str) -> usize {
+    sim.events()
+        .iter()
+        .filter(|event| matches!(event, SimEvent::LoggedIn { jid: j, .. } if j == jid))
+        .count()
+}
+
+/// Without a Secret Service the app cannot store credentials: a login ends
+/// in `keyring_unavailable`, which gets the persistent banner.
+async fn keyring_banner(theme: &str) {
+    let server = LoopbackSimulator::start().await;
+    let app = AppSession::start_with(
+        Launch::default()
+            .arg("--simulator-url")
+            .arg(server.endpoints.ws_url.clone())
+            .arg("--theme")
+            .arg(theme)
+            .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus"),
+    )
+    .await;
+    let id = "no-keyring";
+    add_device(&app, id, "Kiosk", theme, false).await;
+    app.click_button(&card(id), "Log in with QR").await;
+    app.wait_for_text(
+        "[data-testid=keyring-banner]",
+        "keyring is not available",
+        STEP_TIMEOUT,
+    )
+    .await;
+    app.wait_for_text(
+        "[data-testid=qr-dialog] [role=alert]",
+        "code keyring_unavailable",
+        STEP_TIMEOUT,
+    )
+    .await;
+    app.click_button("[data-testid=qr-dialog]", "Close").await;
+    app.screenshot(&format!("keyring-banner-{theme}")).await;
+    app.close().await;
+    server.endpoints.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qr_login_then_logout_through_the_dialog_light() {
+    qr_login_and_logout("light").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qr_login_then_logout_through_the_dialog_dark() {
+    qr_login_and_logout("dark").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn code_login_removal_reconnect_and_delete_light() {
+    code_login_removal_reconnect_delete("light").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn code_login_removal_reconnect_and_delete_dark() {
+    code_login_removal_reconnect_delete("dark").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_keyring_shows_the_banner_light() {
+    keyring_banner("light").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_keyring_shows_the_banner_dark() {
+    keyring_banner("dark").await;
+}

@@ -1,0 +1,256 @@
+import { fireEvent, render, screen, waitFor, within } from "@testing-library/svelte";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import AppHarness from "../test/AppHarness.svelte";
+import { device, fakeBackend, unlinked } from "../test/fakeBackend";
+import type { QrCode } from "../lib/backend";
+
+async function openFrom(cardLabel: string, button: string | RegExp) {
+  const card = (await screen.findByText(cardLabel)).closest("li") as HTMLElement;
+  await fireEvent.click(within(card).getByRole("button", { name: button }));
+}
+
+describe("logout confirmation", () => {
+  it("names the device, lists every consequence, and starts on Cancel", async () => {
+    render(AppHarness, { backend: fakeBackend([device()]) });
+    await openFrom("Support desk", "Log out…");
+    const dialog = screen.getByTestId("logout-dialog");
+    expect(within(dialog).getByRole("heading")).toHaveTextContent("Log out “Support desk”?");
+    expect(dialog).toHaveTextContent("Support desk (+4915112345678) will be logged out.");
+    const items = within(dialog)
+      .getAllByRole("listitem")
+      .map((li) => li.textContent);
+    expect(items).toEqual([
+      "It is disconnected from WhatsApp.",
+      "It is removed from the phone's Linked devices.",
+      "Its credentials are deleted from this computer's keyring.",
+      "Its local session data is deleted.",
+      "To use it again you need a new QR code or pairing code.",
+    ]);
+    expect(within(dialog).getByRole("button", { name: "Cancel" })).toHaveFocus();
+    const confirm = within(dialog).getByRole("button", { name: "Log out device" });
+    expect(confirm).toHaveClass("danger");
+  });
+
+  it("enables the button only once the label or id is typed", async () => {
+    const backend = fakeBackend([device()]);
+    render(AppHarness, { backend });
+    await openFrom("Support desk", "Log out…");
+    const dialog = screen.getByTestId("logout-dialog");
+    const confirm = within(dialog).getByRole("button", { name: "Log out device" });
+    const input = within(dialog).getByRole("textbox");
+    expect(confirm).toBeDisabled();
+    await fireEvent.input(input, { target: { value: "Support" } });
+    expect(confirm).toBeDisabled();
+    await fireEvent.input(input, { target: { value: "support-1" } });
+    expect(confirm).toBeEnabled();
+    await fireEvent.input(input, { target: { value: "Support desk" } });
+    expect(confirm).toBeEnabled();
+    await fireEvent.click(confirm);
+    expect(backend.logout).toHaveBeenCalledWith("support-1");
+    expect(await screen.findByRole("status")).toHaveTextContent(
+      "Support desk is logged out. WhatsApp confirmed the unlink.",
+    );
+    expect(screen.queryByTestId("logout-dialog")).not.toBeInTheDocument();
+  });
+
+  it("needs no typing for a device that is not logged in", async () => {
+    render(AppHarness, {
+      backend: fakeBackend([device({ state: "offline", state_reason: "replaced" })]),
+    });
+    await openFrom("Support desk", "Log out…");
+    const dialog = screen.getByTestId("logout-dialog");
+    expect(within(dialog).queryByRole("textbox")).not.toBeInTheDocument();
+    expect(within(dialog).getByRole("button", { name: "Log out device" })).toBeEnabled();
+  });
+
+  it("cancels on Esc and on a click outside, without logging out", async () => {
+    const backend = fakeBackend([device()]);
+    render(AppHarness, { backend });
+    await openFrom("Support desk", "Log out…");
+    await fireEvent.keyDown(screen.getByTestId("logout-dialog"), { key: "Escape" });
+    expect(screen.queryByTestId("logout-dialog")).not.toBeInTheDocument();
+    await openFrom("Support desk", "Log out…");
+    await fireEvent.click(screen.getByTestId("logout-dialog"));
+    expect(screen.queryByTestId("logout-dialog")).not.toBeInTheDocument();
+    expect(backend.logout).not.toHaveBeenCalled();
+  });
+
+  it("shows progress, ignores Esc while running, and warns when WhatsApp did not confirm", async () => {
+    let finish: (value: {
+      had_credentials: boolean;
+      unlink_confirmed: boolean;
+      message: string;
+    }) => void = () => {};
+    const backend = fakeBackend([device({ state: "offline", state_reason: "replaced" })], {
+      logout: () => new Promise((resolve) => (finish = resolve)),
+    });
+    render(AppHarness, { backend });
+    await openFrom("Support desk", "Log out…");
+    const dialog = screen.getByTestId("logout-dialog");
+    await fireEvent.click(within(dialog).getByRole("button", { name: "Log out device" }));
+    expect(within(dialog).getByRole("status")).toHaveTextContent("Logging out");
+    expect(within(dialog).getByRole("button", { name: "Cancel" })).toBeDisabled();
+    await fireEvent.keyDown(dialog, { key: "Escape" });
+    expect(screen.getByTestId("logout-dialog")).toBeInTheDocument();
+    finish({ had_credentials: true, unlink_confirmed: false, message: "no answer" });
+    const toast = await screen.findByText(/did not confirm the unlink/);
+    expect(toast).toHaveTextContent("remove it from the phone's Linked devices");
+  });
+
+  it("keeps the dialog open and shows the error with its code", async () => {
+    const backend = fakeBackend([device({ state: "offline", state_reason: "replaced" })], {
+      logout: () => Promise.reject({ code: "busy", message: "a logout is running" }),
+    });
+    render(AppHarness, { backend });
+    await openFrom("Support desk", "Log out…");
+    const dialog = screen.getByTestId("logout-dialog");
+    await fireEvent.click(within(dialog).getByRole("button", { name: "Log out device" }));
+    expect(await within(dialog).findByRole("alert")).toHaveTextContent(
+      "Busy: a logout is running (code busy)",
+    );
+  });
+});
+
+describe("delete confirmation", () => {
+  it("says a linked device is logged out first", async () => {
+    render(AppHarness, { backend: fakeBackend([device()]) });
+    await openFrom("Support desk", "Delete…");
+    const dialog = screen.getByTestId("delete-dialog");
+    expect(dialog).toHaveTextContent("logged out first");
+    expect(within(dialog).getByRole("button", { name: "Cancel" })).toHaveFocus();
+  });
+
+  it("does not mention a logout for an unlinked device", async () => {
+    render(AppHarness, { backend: fakeBackend([unlinked()]) });
+    await openFrom("Front office", "Delete…");
+    const dialog = screen.getByTestId("delete-dialog");
+    expect(dialog).not.toHaveTextContent("logged out first");
+    expect(within(dialog).getByRole("button", { name: "Delete device" })).toBeInTheDocument();
+  });
+});
+
+describe("QR login", () => {
+  afterEach(() => vi.useRealTimers());
+
+  const qr = (n: number, expiresAt: string): QrCode => ({
+    device_id: "front-2",
+    svg: `<svg xmlns="http://www.w3.org/2000/svg"><title>code ${n}</title></svg>`,
+    expires_at: expiresAt,
+  });
+
+  it("shows each new code, counts down, offers Try again, and closes when linked", async () => {
+    vi.useFakeTimers({ shouldAdvanceTime: true });
+    vi.setSystemTime(new Date("2026-11-24T10:00:00Z"));
+    const backend = fakeBackend([unlinked()], {
+      loginQr: () => Promise.resolve(qr(1, "2026-11-24T10:01:00Z")),
+    });
+    render(AppHarness, { backend });
+    await openFrom("Front office", "Log in with QR");
+    const dialog = screen.getByTestId("qr-dialog");
+    expect(dialog).toHaveTextContent("Linked devices");
+    expect(dialog).toHaveTextContent("Link a device");
+    const image = await within(dialog).findByRole("img", { name: /QR code/ });
+    expect(decodeURIComponent(image.getAttribute("src") ?? "")).toContain("code 1");
+    expect(within(dialog).getByTestId("qr-countdown")).toHaveTextContent("1:00");
+
+    backend.emit.deviceChanged(unlinked({ state: "pairing", state_reason: "qr_login_requested" }));
+    await vi.advanceTimersByTimeAsync(20_000);
+    expect(within(dialog).getByTestId("qr-countdown")).toHaveTextContent("0:40");
+
+    backend.emit.qrCode(qr(2, "2026-11-24T10:00:40Z"));
+    await waitFor(() =>
+      expect(
+        decodeURIComponent(within(dialog).getByTestId("qr-image").getAttribute("src") ?? ""),
+      ).toContain("code 2"),
+    );
+    expect(within(dialog).getByTestId("qr-countdown")).toHaveTextContent("0:20");
+
+    backend.emit.deviceChanged(unlinked({ state: "disconnected", state_reason: "qr_expired" }));
+    expect(await within(dialog).findByTestId("qr-expired")).toHaveTextContent("ran out");
+    await fireEvent.click(within(dialog).getByRole("button", { name: "Try again" }));
+    expect(backend.loginQr).toHaveBeenCalledTimes(2);
+    expect(await within(dialog).findByTestId("qr-image")).toBeInTheDocument();
+
+    backend.emit.deviceChanged(unlinked({ state: "pairing", state_reason: "qr_login_requested" }));
+    backend.emit.deviceChanged(device({ id: "front-2", label: "Front office" }));
+    await waitFor(() => expect(screen.queryByTestId("qr-dialog")).not.toBeInTheDocument());
+    expect(await screen.findByRole("status")).toHaveTextContent(
+      "Front office is linked and logged in.",
+    );
+  });
+
+  it("cancels the pending login when closed", async () => {
+    const backend = fakeBackend([unlinked()], {
+      loginQr: () => Promise.resolve(qr(1, new Date(Date.now() + 60_000).toISOString())),
+    });
+    render(AppHarness, { backend });
+    await openFrom("Front office", "Log in with QR");
+    backend.emit.deviceChanged(unlinked({ state: "pairing", state_reason: "qr_login_requested" }));
+    await fireEvent.keyDown(screen.getByTestId("qr-dialog"), { key: "Escape" });
+    await waitFor(() => expect(backend.cancelLogin).toHaveBeenCalledWith("front-2"));
+  });
+});
+
+describe("pairing-code login", () => {
+  it("checks the phone number as it is typed, then shows the code large with a copy button", async () => {
+    const writeText = vi.fn(() => Promise.resolve());
+    Object.defineProperty(navigator, "clipboard", { value: { writeText }, configurable: true });
+    const backend = fakeBackend([unlinked()], {
+      loginCode: (id) =>
+        Promise.resolve({
+          device_id: id,
+          code: "ABCD-EFGH",
+          expires_at: new Date(Date.now() + 180_000).toISOString(),
+        }),
+    });
+    render(AppHarness, { backend });
+    await openFrom("Front office", "Log in with code");
+    const dialog = screen.getByTestId("code-dialog");
+    const phone = within(dialog).getByRole("textbox", { name: /Phone number/ });
+    expect(phone).toHaveFocus();
+    const submit = within(dialog).getByRole("button", { name: "Get pairing code" });
+    expect(submit).toBeDisabled();
+
+    const cases: [string, RegExp][] = [
+      ["12345", /Too short/],
+      ["0151 2345678", /not 0/],
+      ["+49 (151) 2345678", /Only digits/],
+      ["1234567890123456", /Too long/],
+    ];
+    for (const [value, message] of cases) {
+      await fireEvent.input(phone, { target: { value } });
+      expect(within(dialog).getByText(message)).toBeInTheDocument();
+      expect(phone).toHaveAttribute("aria-invalid", "true");
+      expect(submit).toBeDisabled();
+    }
+    await fireEvent.input(phone, { target: { value: "+49 151-2345678" } });
+    expect(phone).toHaveAttribute("aria-invalid", "false");
+    expect(submit).toBeEnabled();
+    await fireEvent.click(submit);
+    expect(backend.loginCode).toHaveBeenCalledWith("front-2", "+49 151-2345678");
+
+    expect(await within(dialog).findByTestId("pairing-code")).toHaveTextContent("ABCD-EFGH");
+    expect(dialog).toHaveTextContent("Link with phone number instead");
+    expect(dialog).toHaveTextContent("+491512345678");
+    expect(dialog).toHaveTextContent(/Valid for 3:00|Valid for 2:59/);
+    await fireEvent.click(within(dialog).getByRole("button", { name: "Copy code" }));
+    expect(writeText).toHaveBeenCalledWith("ABCD-EFGH");
+  });
+
+  it("shows the backend's refusal in words with its code", async () => {
+    const backend = fakeBackend([unlinked()], {
+      loginCode: () =>
+        Promise.reject({ code: "whatsapp_error", message: "WhatsApp sent no pairing code" }),
+    });
+    render(AppHarness, { backend });
+    await openFrom("Front office", "Log in with code");
+    const dialog = screen.getByTestId("code-dialog");
+    await fireEvent.input(within(dialog).getByRole("textbox"), {
+      target: { value: "4915112345678" },
+    });
+    await fireEvent.click(within(dialog).getByRole("button", { name: "Get pairing code" }));
+    expect(await within(dialog).findByRole("alert")).toHaveTextContent(
+      "WhatsApp error: WhatsApp sent no pairing code (code whatsapp_error)",
+    );
+  });
+});

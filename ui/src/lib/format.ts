@@ -1,0 +1,113 @@
+// Words for what the backend reports: states, reasons, errors, times.
+import type { BackendError, Device, DeviceState, StateReason } from "./backend";
+
+export const STATES: DeviceState[] = [
+  "logged_in",
+  "connecting",
+  "pairing",
+  "offline",
+  "disconnected",
+];
+
+// Words beside every colour: state is never told by colour alone.
+export const stateWords: Record<DeviceState, string> = {
+  disconnected: "Disconnected",
+  pairing: "Pairing",
+  connecting: "Connecting",
+  logged_in: "Logged in",
+  offline: "Offline",
+};
+
+// Built once: a formatter per call costs more than the rest of a card.
+const clockFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
+const dateTimeFormat = new Intl.DateTimeFormat(undefined, {
+  year: "numeric",
+  month: "short",
+  day: "numeric",
+  hour: "2-digit",
+  minute: "2-digit",
+});
+
+export function clockTime(iso: string): string {
+  return clockFormat.format(new Date(iso));
+}
+
+export function dateTime(iso: string | null): string {
+  if (!iso) return "—";
+  return dateTimeFormat.format(new Date(iso));
+}
+
+const reasonText: Record<StateReason, string> = {
+  created: "New, not linked yet",
+  qr_login_requested: "Waiting for the QR code to be scanned",
+  code_login_requested: "Waiting for the pairing code",
+  qr_expired: "QR code expired",
+  pairing_failed: "Pairing code expired or refused",
+  login_cancelled: "Login cancelled",
+  paired: "Linked; logging in",
+  connected: "Connected",
+  restoring: "Reconnecting after start",
+  reconnect_requested: "Reconnecting",
+  connection_lost: "Connection lost",
+  logged_out: "Logged out",
+  removed_from_phone: "Removed from the phone",
+  replaced: "Replaced by another client",
+  temporarily_banned: "Temporarily banned",
+  client_outdated: "This app's WhatsApp version is outdated",
+  credentials_lost: "Credentials missing or unusable",
+};
+
+/** Why the device is in its state, with the times that matter. */
+export function reasonWords(device: Device): string {
+  const { state_reason: reason } = device;
+  if (reason === "temporarily_banned" && device.ban_expires_at) {
+    return `Banned until ${clockTime(device.ban_expires_at)}`;
+  }
+  if (device.state === "connecting" && device.next_retry_at) {
+    return `${reasonText[reason]}; next try at ${clockTime(device.next_retry_at)}`;
+  }
+  return reasonText[reason];
+}
+
+export function noticeTitle(reason: StateReason): string {
+  return reasonText[reason];
+}
+
+const errorText: Record<BackendError["code"], string> = {
+  not_found: "Not found",
+  invalid_id: "Invalid device id",
+  invalid_phone: "Invalid phone number",
+  invalid_label: "Invalid label",
+  already_exists: "Already exists",
+  busy: "Busy",
+  no_credentials: "Not linked",
+  keyring_unavailable: "Keyring unavailable",
+  whatsapp_error: "WhatsApp error",
+  internal: "Internal error",
+  ipc: "App error",
+};
+
+/** The error in words, its message, and its stable code. */
+export function errorWords(error: BackendError): string {
+  return `${errorText[error.code] ?? "Error"}: ${error.message} (code ${error.code})`;
+}
+
+export function deviceName(device: Device): string {
+  return device.label || device.id;
+}
+
+/** A phone number as digits with a leading "+" (the backend stores digits only). */
+export function phoneWords(phone: string | null): string {
+  return phone ? `+${phone}` : "no phone number yet";
+}
+
+/** Whole seconds left until `iso`, never negative. */
+export function secondsLeft(iso: string, now: number): number {
+  return Math.max(0, Math.ceil((Date.parse(iso) - now) / 1000));
+}
+
+export function countdown(seconds: number): string {
+  const m = Math.floor(seconds / 60);
+  const s = seconds % 60;
+  return `${m}:${s.toString().padStart(2, "0")}`;
+}

@@ -1,0 +1,88 @@
+// A backend for component tests: every command is a `vi.fn` with a sensible
+// default, and `emit` plays the shell's events.
+import { vi } from "vitest";
+import type { Backend, BackendEvents, Device } from "../lib/backend";
+
+export function device(overrides: Partial<Device> = {}): Device {
+  return {
+    id: "support-1",
+    label: "Support desk",
+    phone_number: "4915112345678",
+    display_name: "Support",
+    jid: "4915112345678:3@s.whatsapp.net",
+    state: "logged_in",
+    state_reason: "connected",
+    next_retry_at: null,
+    ban_expires_at: null,
+    has_credentials: true,
+    created_at: "2026-11-01T10:00:00Z",
+    last_connected_at: "2026-11-24T09:00:00Z",
+    ...overrides,
+  };
+}
+
+export function unlinked(overrides: Partial<Device> = {}): Device {
+  return device({
+    id: "front-2",
+    label: "Front office",
+    phone_number: null,
+    display_name: null,
+    jid: null,
+    state: "disconnected",
+    state_reason: "created",
+    has_credentials: false,
+    last_connected_at: null,
+    ...overrides,
+  });
+}
+
+export type FakeBackend = { [K in keyof Backend]: ReturnType<typeof vi.fn> & Backend[K] } & {
+  emit: BackendEvents;
+};
+
+export function fakeBackend(devices: Device[] = [], overrides: Partial<Backend> = {}): FakeBackend {
+  let handlers: BackendEvents | null = null;
+  const never = () => new Promise<never>(() => {});
+  const base: Backend = {
+    appInfo: () =>
+      Promise.resolve({ productName: "WA Device Admin", version: "9.9.9", dataDir: "/tmp/data" }),
+    listDevices: () => Promise.resolve(devices),
+    getDevice: (id) => Promise.resolve(devices.find((d) => d.id === id) as Device),
+    createDevice: (id, label) =>
+      Promise.resolve(unlinked({ id: id ?? "device-000000000001", label })),
+    renameDevice: never,
+    loginQr: never,
+    loginCode: never,
+    cancelLogin: (id) => Promise.resolve(devices.find((d) => d.id === id) as Device),
+    reconnect: (id) => Promise.resolve(devices.find((d) => d.id === id) as Device),
+    logout: () =>
+      Promise.resolve({ had_credentials: true, unlink_confirmed: true, message: "logged out" }),
+    deleteDevice: () =>
+      Promise.resolve({ had_credentials: false, unlink_confirmed: false, message: "deleted" }),
+    history: () => Promise.resolve([]),
+    exportHistoryCsv: () => Promise.resolve("at,device_id\n"),
+    subscribe: (h) => {
+      handlers = h;
+      return Promise.resolve(() => (handlers = null));
+    },
+    ...overrides,
+  };
+  const fake = Object.fromEntries(
+    Object.entries(base).map(([name, fn]) => [name, vi.fn(fn as (...a: unknown[]) => unknown)]),
+  ) as unknown as FakeBackend;
+  const forward =
+    <K extends keyof BackendEvents>(name: K) =>
+    (...args: Parameters<BackendEvents[K]>) => {
+      if (!handlers) throw new Error("the app has not subscribed to events");
+      (handlers[name] as (...a: Parameters<BackendEvents[K]>) => void)(...args);
+    };
+  fake.emit = {
+    deviceChanged: forward("deviceChanged"),
+    deviceRemoved: forward("deviceRemoved"),
+    qrCode: forward("qrCode"),
+    pairingCode: forward("pairingCode"),
+    notice: forward("notice"),
+    resync: forward("resync"),
+  };
+  return fake;
+}
