@@ -51,6 +51,8 @@ const reasonText: Record<StateReason, string> = {
   connection_lost: "Connection lost",
   logged_out: "Logged out",
   removed_from_phone: "Removed from the phone",
+  account_locked: "WhatsApp locked the account",
+  logged_out_by_whatsapp: "Logged out by WhatsApp",
   replaced: "Replaced by another client",
   temporarily_banned: "Temporarily banned",
   client_outdated: "This app's WhatsApp version is outdated",
