@@ -6,6 +6,7 @@ pub mod bindings;
 mod cli;
 mod commands;
 mod data_dir;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,9 +21,13 @@ pub use cli::Cli;
 /// The keyring service name under which every device's secrets are stored.
 pub const KEYRING_SERVICE: &str = "app.wadeviceadmin.desktop";
 
-/// Starts the desktop app and blocks until its window closes.
+/// Starts the desktop app and blocks until its window closes; or, for
+/// `serve`, runs the REST API headless (no window, no Tauri event loop).
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(cli::Command::Serve(args)) = &cli.command {
+        return serve::run(&cli, args);
+    }
     let result = tauri::Builder::default()
         .setup(move |app| {
             let data_dir = match cli.data_dir.clone() {
