@@ -11,14 +11,20 @@ export DEBIAN_FRONTEND := noninteractive
 # What building the app needs (WebKitGTK and friends), and what the tests add.
 APP_DEBS := build-essential pkg-config curl file libwebkit2gtk-4.1-dev \
 	libayatana-appindicator3-dev librsvg2-dev libxdo-dev libssl-dev libdbus-1-dev
-TEST_DEBS := xvfb webkit2gtk-driver gnome-keyring dbus-x11 libsecret-tools
+TEST_DEBS := xvfb webkit2gtk-driver gnome-keyring dbus-x11 libsecret-tools python3-venv
 TAURI_DRIVER_VERSION := 2.1.0
+# The REST API fuzzer, from PyPI into a virtualenv under target/ (PEP 668-safe).
+SCHEMATHESIS_VERSION := 4.32.5
+FUZZ_VENV := target/fuzz-venv
+FUZZ_STAMP := $(FUZZ_VENV)/.schemathesis-$(SCHEMATHESIS_VERSION)
+# Examples per API operation and phase; raise it for a longer local run.
+FUZZ_EXAMPLES ?= 30
 
 UI_STAMP := ui/node_modules/.npm-ci-done
 SCREENSHOTS := $(CURDIR)/test-output/screenshots
 NEXTEST := $(shell cargo nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: help run deps test-deps ui lint test test-rust test-ui package clean bindings bench
+.PHONY: help run deps test-deps ui lint test test-rust test-ui test-fuzz package clean bindings openapi bench
 
 help:
 	@echo "make run      install what is missing, build the UI, start the app"
@@ -56,9 +62,16 @@ $(UI_STAMP): ui/package.json ui/package-lock.json
 	npm --prefix ui install --no-save --no-audit --no-fund
 	@touch $@
 
-test-deps: deps
+test-deps: deps $(FUZZ_STAMP)
 	@$(call install_debs,$(TEST_DEBS))
 	@tauri-driver --help >/dev/null 2>&1 || cargo install tauri-driver --locked --version $(TAURI_DRIVER_VERSION)
+
+$(FUZZ_STAMP):
+	@$(call install_debs,python3-venv)
+	rm -rf $(FUZZ_VENV)
+	python3 -m venv $(FUZZ_VENV)
+	$(FUZZ_VENV)/bin/pip install --quiet --disable-pip-version-check schemathesis==$(SCHEMATHESIS_VERSION)
+	@touch $@
 
 ## Building and running -----------------------------------------------------
 
@@ -99,7 +112,17 @@ else
 	tests/desktop-session.sh cargo test --workspace --locked --no-fail-fast $(TEST_FEATURES)
 endif
 
-test: test-deps ui lint test-ui test-rust
+# Schemathesis against `wa-device-admin serve` (simulator build, talking to
+# the wa-sim binary, never to WhatsApp): no 5xx, no crash, clean SIGTERM.
+# `cargo test --no-run` with the test features builds both binaries with the
+# same feature set as test-rust, so after test-rust it compiles nothing.
+test-fuzz: $(FUZZ_STAMP)
+	cargo test --workspace --locked --no-run $(TEST_FEATURES) >/dev/null
+	tests/desktop-session.sh tests/fuzz-api.sh $(FUZZ_VENV)/bin/st \
+		target/debug/wa-device-admin target/debug/wa-sim \
+		--max-examples $(FUZZ_EXAMPLES) --phases examples,coverage,fuzzing
+
+test: test-deps ui lint test-ui test-rust test-fuzz
 	@echo
 	@echo "All checks passed. Screenshots of the end-to-end suite: $(SCREENSHOTS)"
 	@ls -1 $(SCREENSHOTS)
@@ -111,6 +134,10 @@ clean:
 # Rewrites ui/src/lib/bindings.ts from the Rust types (a test checks it).
 bindings: ui
 	WA_UPDATE_BINDINGS=1 cargo test --lib -p wa-device-admin bindings
+
+# Rewrites docs/openapi.json from the API code (a test checks it).
+openapi:
+	WA_UPDATE_OPENAPI=1 cargo test --lib -p wa-device-api openapi
 
 # Benchmark of the device service against the loopback simulator (a program
 # that prints figures; nothing in it is a pass/fail timing). BENCH_N lists the

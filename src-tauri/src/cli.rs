@@ -1,8 +1,9 @@
 //! Command-line options of the `wa-device-admin` binary.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Args, Parser, Subcommand};
 
 /// Administer WhatsApp linked-device sessions.
 #[derive(Debug, Parser)]
@@ -10,24 +11,69 @@ use clap::Parser;
 pub struct Cli {
     /// Folder for the app's data (databases, session stores). Defaults to the
     /// OS's per-user app-data folder; `WA_DEVICE_ADMIN_DATA_DIR` sets it too.
-    #[arg(long, env = "WA_DEVICE_ADMIN_DATA_DIR", value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        env = "WA_DEVICE_ADMIN_DATA_DIR",
+        value_name = "DIR"
+    )]
     pub data_dir: Option<PathBuf>,
 
     /// Connect to this WhatsApp simulator (`ws://127.0.0.1:PORT/ws/chat`)
     /// instead of WhatsApp. Only in builds with the `simulator` feature.
     #[cfg(feature = "simulator")]
-    #[arg(long, value_name = "WS_URL")]
+    #[arg(long, global = true, value_name = "WS_URL")]
     pub simulator_url: Option<String>,
 
     /// Divides the WhatsApp client's waits and timeouts (tests only: the
     /// simulator then links a device in about a second instead of ten).
     #[cfg(feature = "simulator")]
-    #[arg(long, value_name = "N", default_value_t = 1)]
+    #[arg(long, global = true, value_name = "N", default_value_t = 1)]
     pub client_time_factor: u32,
 
     /// Light or dark window instead of the desktop's preference.
     #[arg(long, value_enum, value_name = "THEME")]
     pub theme: Option<Theme>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the REST API without opening a window (until Ctrl-C or SIGTERM).
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = wa_device_api::DEFAULT_LISTEN, value_name = "ADDR:PORT")]
+    pub listen: SocketAddr,
+
+    /// Allow a non-loopback `--listen` address (the API is then reachable
+    /// from the network; use strong passwords).
+    #[arg(long)]
+    pub allow_remote: bool,
+
+    /// Accepted `user:password` pair(s) for HTTP Basic auth; repeat the flag
+    /// or separate pairs with commas. `APP_BASIC_AUTH` sets them too.
+    #[arg(
+        long = "basic-auth",
+        env = "APP_BASIC_AUTH",
+        hide_env_values = true,
+        value_name = "USER:PASSWORD"
+    )]
+    pub basic_auth: Vec<String>,
+
+    /// Read a password from standard input, store it in the OS keyring as the
+    /// API password of `--user`, and exit.
+    #[arg(long)]
+    pub set_password: bool,
+
+    /// The user name of the password stored with `--set-password`.
+    #[arg(long, default_value = wa_device_api::auth::DEFAULT_USER, requires = "set_password")]
+    pub user: String,
 }
 
 /// A window colour scheme.
@@ -54,6 +100,7 @@ mod tests {
     fn data_dir_is_optional() {
         let cli = Cli::try_parse_from(["wa-device-admin"]).expect("no arguments parse");
         assert!(cli.data_dir.is_none() || std::env::var_os("WA_DEVICE_ADMIN_DATA_DIR").is_some());
+        assert!(cli.command.is_none());
     }
 
     #[test]
@@ -61,6 +108,39 @@ mod tests {
         let cli =
             Cli::try_parse_from(["wa-device-admin", "--data-dir", "/tmp/x"]).expect("flag parses");
         assert_eq!(cli.data_dir, Some(PathBuf::from("/tmp/x")));
+    }
+
+    #[test]
+    fn serve_takes_its_options_and_the_global_ones() {
+        let cli = Cli::try_parse_from([
+            "wa-device-admin",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--basic-auth",
+            "a:b",
+            "--basic-auth",
+            "c:d,e:f",
+            "--data-dir",
+            "/tmp/y",
+        ])
+        .expect("serve parses");
+        assert_eq!(cli.data_dir, Some(PathBuf::from("/tmp/y")));
+        let Some(Command::Serve(args)) = cli.command else {
+            panic!("serve subcommand expected")
+        };
+        assert_eq!(args.listen, "127.0.0.1:0".parse().expect("addr"));
+        assert!(!args.allow_remote);
+        assert!(args.basic_auth.contains(&"a:b".to_owned()));
+    }
+
+    #[test]
+    fn serve_listens_on_loopback_3000_by_default() {
+        let cli = Cli::try_parse_from(["wa-device-admin", "serve"]).expect("serve parses");
+        let Some(Command::Serve(args)) = cli.command else {
+            panic!("serve subcommand expected")
+        };
+        assert_eq!(args.listen, "127.0.0.1:3000".parse().expect("addr"));
     }
 
     #[cfg(not(feature = "simulator"))]

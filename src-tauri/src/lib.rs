@@ -7,6 +7,7 @@ mod cli;
 mod commands;
 mod data_dir;
 mod events;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,9 +22,13 @@ pub use cli::Cli;
 /// The keyring service name under which every device's secrets are stored.
 pub const KEYRING_SERVICE: &str = "app.wadeviceadmin.desktop";
 
-/// Starts the desktop app and blocks until its window closes.
+/// Starts the desktop app and blocks until its window closes; or, for
+/// `serve`, runs the REST API headless (no window, no Tauri event loop).
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(cli::Command::Serve(args)) = &cli.command {
+        return serve::run(&cli, args);
+    }
     let result = tauri::Builder::default()
         .plugin(tauri_plugin_notification::init())
         .setup(move |app| {

@@ -1,0 +1,276 @@
+//! HTTP Basic authentication: the configured `user:password` pairs, their
+//! constant-time check, and the keyring entry that can hold one pair.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use subtle::ConstantTimeEq;
+use wa_device_core::{ErrorCode, SecretStore, ServiceError};
+
+use crate::response::ApiError;
+
+/// The realm announced in `WWW-Authenticate`.
+pub const REALM: &str = "WA Device Admin";
+
+/// Name of the keyring entry that holds the API's `user:password` pair, under
+/// the shell's keyring service.
+pub const KEYRING_ENTRY: &str = "api/basic-auth";
+
+/// The user name paired with a password set through the keyring when none is
+/// given.
+pub const DEFAULT_USER: &str = "admin";
+
+/// One accepted `user:password` pair. `Debug` never shows the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credential {
+    user: String,
+    password: String,
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credential")
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Why a credential list was refused. Messages never contain a password.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CredentialError {
+    #[error(
+        "basic auth entry {index} is not of the form user:password (a non-empty user without ':' and a non-empty password)"
+    )]
+    Malformed { index: usize },
+}
+
+impl Credential {
+    /// `user:password`; the user may not contain `:` (Basic auth splits at
+    /// the first one) and neither part may be empty.
+    pub fn parse(pair: &str) -> Result<Credential, CredentialError> {
+        Self::parse_at(pair, 1)
+    }
+
+    fn parse_at(pair: &str, index: usize) -> Result<Credential, CredentialError> {
+        match pair.split_once(':') {
+            Some((user, password))
+                if !user.is_empty()
+                    && !password.is_empty()
+                    && !user.chars().any(char::is_control) =>
+            {
+                Ok(Credential {
+                    user: user.to_owned(),
+                    password: password.to_owned(),
+                })
+            }
+            _ => Err(CredentialError::Malformed { index }),
+        }
+    }
+
+    pub fn new(user: &str, password: &str) -> Result<Credential, CredentialError> {
+        Self::parse(&format!("{user}:{password}"))
+    }
+
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    fn joined(&self) -> String {
+        format!("{}:{}", self.user, self.password)
+    }
+}
+
+/// Parses pairs given as in go-whatsapp-web-multidevice's `APP_BASIC_AUTH`:
+/// comma-separated `user:password` pairs. Each argument may itself hold
+/// several pairs; empty items are ignored.
+pub fn parse_credentials<S: AsRef<str>>(values: &[S]) -> Result<Vec<Credential>, CredentialError> {
+    let mut out = Vec::new();
+    for value in values {
+        for item in value.as_ref().split(',') {
+            let item = item.trim();
+            if item.is_empty() {
+                continue;
+            }
+            out.push(Credential::parse_at(item, out.len() + 1)?);
+        }
+    }
+    Ok(out)
+}
+
+/// The accepted pairs.
+#[derive(Clone, Debug)]
+pub struct Authenticator {
+    credentials: Arc<[Credential]>,
+}
+
+impl Authenticator {
+    pub fn new(credentials: Vec<Credential>) -> Authenticator {
+        Authenticator {
+            credentials: credentials.into(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.credentials.is_empty()
+    }
+
+    /// The user whose pair the `Authorization` header carries, if any.
+    /// Every configured pair is compared, in constant time per pair, whatever
+    /// matched before: the time taken does not tell which pair matched nor how
+    /// much of a password was right (only, at most, its length).
+    pub fn check(&self, authorization: Option<&HeaderValue>) -> Option<String> {
+        let presented = decode_basic(authorization?)?;
+        let mut matched: Option<String> = None;
+        for credential in self.credentials.iter() {
+            let equal: bool = credential
+                .joined()
+                .as_bytes()
+                .ct_eq(presented.as_bytes())
+                .into();
+            if equal && matched.is_none() {
+                matched = Some(credential.user.clone());
+            }
+        }
+        matched
+    }
+}
+
+fn decode_basic(value: &HeaderValue) -> Option<String> {
+    let value = value.to_str().ok()?;
+    let (scheme, encoded) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    String::from_utf8(bytes).ok()
+}
+
+/// The authenticated API user; handlers record it in the history.
+#[derive(Clone, Debug)]
+pub struct ApiUser(pub String);
+
+/// Middleware: 401 with `WWW-Authenticate` unless the request carries one of
+/// the configured pairs.
+pub async fn require_basic_auth(
+    State(auth): State<Authenticator>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    match auth.check(request.headers().get(header::AUTHORIZATION)) {
+        Some(user) => {
+            request.extensions_mut().insert(ApiUser(user));
+            next.run(request).await
+        }
+        None => {
+            let mut response = ApiError::unauthorized().into_response();
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"WA Device Admin\", charset=\"UTF-8\""),
+            );
+            response
+        }
+    }
+}
+
+/// The API's `user:password` pair kept in the OS keyring (entry
+/// [`KEYRING_ENTRY`]), for admins who prefer not to pass it on the command
+/// line or in the environment.
+#[derive(Clone)]
+pub struct KeyringCredentialStore {
+    store: Arc<dyn SecretStore>,
+}
+
+impl KeyringCredentialStore {
+    /// `store` is the shell's keyring (`KeyringSecretStore::new(KEYRING_SERVICE)`).
+    pub fn new(store: Arc<dyn SecretStore>) -> KeyringCredentialStore {
+        KeyringCredentialStore { store }
+    }
+
+    /// The stored pair, if one is set.
+    pub fn load(&self) -> Result<Option<Credential>, ServiceError> {
+        let Some(bytes) = self.store.get(KEYRING_ENTRY)? else {
+            return Ok(None);
+        };
+        let text = String::from_utf8(bytes).map_err(|_| {
+            ServiceError::new(
+                ErrorCode::Internal,
+                format!("the keyring entry {KEYRING_ENTRY} is not UTF-8; set the password again"),
+            )
+        })?;
+        Credential::parse(&text).map(Some).map_err(|_| {
+            ServiceError::new(
+                ErrorCode::Internal,
+                format!(
+                    "the keyring entry {KEYRING_ENTRY} is not a user:password pair; set the password again"
+                ),
+            )
+        })
+    }
+
+    pub fn save(&self, credential: &Credential) -> Result<(), ServiceError> {
+        self.store
+            .set(KEYRING_ENTRY, credential.joined().as_bytes())
+    }
+
+    pub fn clear(&self) -> Result<(), ServiceError> {
+        self.store.delete(KEYRING_ENTRY)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn basic(pair: &str) -> HeaderValue {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
+        HeaderValue::from_str(&format!("Basic {encoded}")).expect("header")
+    }
+
+    #[test]
+    fn pairs_are_parsed_like_app_basic_auth() {
+        let creds = parse_credentials(&["alice:pw1,bob:p:w2", " carol:x "]).expect("valid");
+        let users: Vec<_> = creds.iter().map(|c| c.user()).collect();
+        assert_eq!(users, ["alice", "bob", "carol"]);
+        assert_eq!(creds[1].password, "p:w2");
+    }
+
+    #[test]
+    fn malformed_pairs_are_refused_without_showing_them() {
+        for bad in ["alice", ":pw", "alice:", "alice:pw,secretonly"] {
+            let err = parse_credentials(&[bad]).expect_err(bad);
+            assert!(!err.to_string().contains("pw"), "{err}");
+            assert!(!err.to_string().contains("secretonly"), "{err}");
+        }
+    }
+
+    #[test]
+    fn only_a_configured_pair_passes() {
+        let auth = Authenticator::new(parse_credentials(&["alice:pw1,bob:pw2"]).expect("valid"));
+        assert_eq!(auth.check(Some(&basic("bob:pw2"))), Some("bob".into()));
+        assert_eq!(auth.check(Some(&basic("alice:pw1"))), Some("alice".into()));
+        assert_eq!(auth.check(Some(&basic("alice:pw2"))), None);
+        assert_eq!(auth.check(Some(&basic("alice:pw1x"))), None);
+        assert_eq!(
+            auth.check(Some(&HeaderValue::from_static("Bearer x"))),
+            None
+        );
+        assert_eq!(
+            auth.check(Some(&HeaderValue::from_static("Basic %%%"))),
+            None
+        );
+        assert_eq!(auth.check(None), None);
+    }
+
+    #[test]
+    fn debug_output_hides_the_password() {
+        let credential = Credential::parse("alice:hunter2").expect("valid");
+        assert!(!format!("{credential:?}").contains("hunter2"));
+    }
+}

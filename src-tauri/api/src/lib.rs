@@ -1,0 +1,286 @@
+//! The local REST API of WA Device Admin, compatible with
+//! go-whatsapp-web-multidevice's device endpoints. It drives the same
+//! [`DeviceService`] as the desktop window and knows nothing of Tauri.
+//!
+//! ```no_run
+//! # async fn demo(service: wa_device_core::DeviceService) -> Result<(), wa_device_api::StartError> {
+//! use wa_device_api::{ApiConfig, ApiServer, parse_credentials};
+//! let credentials = parse_credentials(&["admin:secret"]).expect("valid pair");
+//! let api = ApiServer::start(service, ApiConfig::new(credentials)).await?;
+//! println!("listening on {}", api.local_addr());
+//! api.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+pub mod auth;
+pub mod model;
+pub mod openapi;
+pub mod response;
+pub mod routes;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tokio::sync::{broadcast, oneshot};
+use tokio::task::JoinHandle;
+use tower::ServiceBuilder;
+use wa_device_core::{DeviceService, DeviceState, ServiceEvent};
+
+pub use auth::{Credential, CredentialError, KeyringCredentialStore, parse_credentials};
+pub use response::ApiError;
+
+use crate::auth::Authenticator;
+use crate::routes::AppState;
+
+/// Default listen address, as go-whatsapp-web-multidevice's.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
+/// Largest accepted request body.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// How the API server is set up.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    pub listen: SocketAddr,
+    /// Binding an address other than loopback needs this set.
+    pub allow_remote: bool,
+    /// Accepted `user:password` pairs; at least one.
+    pub credentials: Vec<Credential>,
+    /// Requests over this many body bytes get 413.
+    pub body_limit: usize,
+    /// Upper bound of one request, from its arrival (queueing for a
+    /// concurrency slot included) to the answer. Above the service's own
+    /// bounds (login wait 30 s, unlink 10 s) so those report their errors.
+    pub request_timeout: Duration,
+    /// Requests handled at once; more wait (within `request_timeout`).
+    pub concurrency_limit: usize,
+}
+
+impl ApiConfig {
+    pub fn new(credentials: Vec<Credential>) -> ApiConfig {
+        ApiConfig {
+            listen: DEFAULT_LISTEN
+                .parse()
+                .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 3000))),
+            allow_remote: false,
+            credentials,
+            body_limit: BODY_LIMIT,
+            request_timeout: Duration::from_secs(60),
+            concurrency_limit: 64,
+        }
+    }
+}
+
+/// Why the server did not start. Messages never contain a password.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(
+        "no API credentials are configured: pass --basic-auth user:password, set APP_BASIC_AUTH=user:password, or store a password in the OS keyring (wa-device-admin serve --set-password)"
+    )]
+    NoCredentials,
+    #[error(
+        "refusing to listen on {0}: it is not a loopback address; pass --allow-remote to expose the API to the network"
+    )]
+    RemoteNotAllowed(SocketAddr),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// The API server.
+pub struct ApiServer;
+
+/// A running API server; [`RunningApi::shutdown`] stops it.
+pub struct RunningApi {
+    local_addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    server: JoinHandle<()>,
+    events: JoinHandle<()>,
+}
+
+impl ApiServer {
+    /// Binds `config.listen` and serves the API on `service` in the
+    /// background (on the current tokio runtime).
+    pub async fn start(
+        service: DeviceService,
+        config: ApiConfig,
+    ) -> Result<RunningApi, StartError> {
+        if config.credentials.is_empty() {
+            return Err(StartError::NoCredentials);
+        }
+        if !config.listen.ip().is_loopback() && !config.allow_remote {
+            return Err(StartError::RemoteNotAllowed(config.listen));
+        }
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let state = AppState {
+            qr_codes: Arc::new(Mutex::new(HashMap::new())),
+            body_limit: config.body_limit,
+            openapi_json: Arc::new(openapi::document_json()),
+            service: service.clone(),
+        };
+        let events = tokio::spawn(track_qr_codes(service.subscribe(), state.clone()));
+        let app = router(state, &config);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+                let _ = stopped.await;
+            });
+            if let Err(err) = serve.await {
+                eprintln!("wa-device-api: the server stopped: {err}");
+            }
+        });
+        Ok(RunningApi {
+            local_addr,
+            stop: Some(stop),
+            server,
+            events,
+        })
+    }
+}
+
+impl RunningApi {
+    /// The bound address (with the real port when `listen` had port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops accepting connections, lets requests in flight finish (at most
+    /// `SHUTDOWN_GRACE`), then returns. The device service keeps running.
+    pub async fn shutdown(mut self) {
+        const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if tokio::time::timeout(SHUTDOWN_GRACE, &mut self.server)
+            .await
+            .is_err()
+        {
+            self.server.abort();
+        }
+        self.events.abort();
+    }
+}
+
+impl Drop for RunningApi {
+    fn drop(&mut self) {
+        self.server.abort();
+        self.events.abort();
+    }
+}
+
+/// Keeps the QR map current: new codes replace old ones; a device that
+/// leaves `pairing` (scanned, expired, cancelled, deleted) loses its code.
+async fn track_qr_codes(mut events: broadcast::Receiver<ServiceEvent>, state: AppState) {
+    loop {
+        match events.recv().await {
+            Ok(ServiceEvent::QrCode(qr)) => state.remember_qr(qr),
+            Ok(ServiceEvent::DeviceChanged { device }) if device.state != DeviceState::Pairing => {
+                state.forget_qr(&device.id)
+            }
+            Ok(ServiceEvent::DeviceRemoved { device_id }) => state.forget_qr(&device_id),
+            Ok(_) => {}
+            // Missed events: the SVG route still checks expiry, and the next
+            // code or state change corrects the map.
+            Err(broadcast::error::RecvError::Lagged(_)) => {}
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+/// The whole application: routes, authentication and request limits.
+pub fn router(state: AppState, config: &ApiConfig) -> Router {
+    let authenticator = Authenticator::new(config.credentials.clone());
+    let protected = Router::new()
+        .route("/openapi.json", get(routes::openapi_json))
+        .route(
+            "/devices",
+            get(routes::list_devices).post(routes::create_device),
+        )
+        .route(
+            "/devices/{device_id}",
+            get(routes::get_device).delete(routes::delete_device),
+        )
+        .route("/devices/{device_id}/login", get(routes::login_qr))
+        .route(
+            "/devices/{device_id}/login/qr.svg",
+            get(routes::login_qr_svg),
+        )
+        .route("/devices/{device_id}/login/code", post(routes::login_code))
+        .route("/devices/{device_id}/logout", post(routes::logout))
+        .route("/devices/{device_id}/reconnect", post(routes::reconnect))
+        .route("/devices/{device_id}/status", get(routes::status))
+        .route("/devices/{device_id}/history", get(routes::history))
+        .route_layer(middleware::from_fn_with_state(
+            authenticator,
+            auth::require_basic_auth,
+        ));
+    let body_limit = config.body_limit;
+    Router::new()
+        .route("/health", get(routes::health))
+        .merge(protected)
+        .fallback(|| async { ApiError::route_not_found() })
+        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
+        .with_state(state)
+        .layer(
+            ServiceBuilder::new()
+                .layer(middleware::from_fn(move |req: Request, next: Next| {
+                    refuse_large_bodies(req, next, body_limit)
+                }))
+                .layer(HandleErrorLayer::new(|err: tower::BoxError| async move {
+                    overload_error(err)
+                }))
+                .timeout(config.request_timeout)
+                .concurrency_limit(config.concurrency_limit.max(1))
+                .layer(DefaultBodyLimit::max(body_limit))
+                .layer(tower_http::limit::RequestBodyLimitLayer::new(body_limit)),
+        )
+}
+
+/// A declared body over the limit is refused before anything else runs
+/// (authentication included); a chunked one is cut off while it is read.
+async fn refuse_large_bodies(request: Request, next: Next, limit: usize) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return ApiError::payload_too_large(limit).into_response();
+    }
+    next.run(request).await
+}
+
+fn overload_error(err: tower::BoxError) -> ApiError {
+    if err.is::<tower::timeout::error::Elapsed>() {
+        ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "TIMEOUT",
+            "the request took too long; the operation may still complete, check the device",
+        )
+    } else {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "UNAVAILABLE",
+            format!("the server cannot take the request now: {err}"),
+        )
+    }
+}

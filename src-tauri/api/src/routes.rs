@@ -1,0 +1,538 @@
+//! The route handlers. Each one validates its input through the core (which
+//! owns the rules for ids, phone numbers and labels), calls the device
+//! service as `Actor::RestApi(user)` and answers in the envelope.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::Extension;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use serde::Deserialize;
+use utoipa::IntoParams;
+use wa_device_core::model::DeviceId;
+use wa_device_core::{Actor, DeviceService, NewDevice, QrCode};
+
+use crate::auth::ApiUser;
+use crate::model::{
+    ApiDevice, ApiHistoryEntry, CodeLogin, CreateDevice, DeviceStatus, Health, QrLogin, rfc3339,
+};
+use crate::response::{ApiError, Envelope, NullEnvelope, SUCCESS};
+
+/// The exact message of a successful logout (go-whatsapp-web-multidevice's
+/// documented answer).
+pub const LOGOUT_MESSAGE: &str = "Device logged out successfully";
+
+/// Response header of `logout` and `DELETE`: `true` when WhatsApp confirmed
+/// the unlink, `false` when it did not (or the device had no link). The body
+/// stays exactly the documented one.
+pub const UNLINK_CONFIRMED_HEADER: &str = "x-whatsapp-unlink-confirmed";
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub service: DeviceService,
+    /// The current QR code of each device with a pending QR login, for the
+    /// SVG route. Kept up to date from the service's events.
+    pub qr_codes: Arc<Mutex<HashMap<DeviceId, QrCode>>>,
+    pub body_limit: usize,
+    /// The openapi document, rendered once.
+    pub openapi_json: Arc<String>,
+}
+
+impl AppState {
+    fn current_qr(&self, id: &DeviceId) -> Option<QrCode> {
+        let map = self.qr_codes.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(id)
+            .filter(|qr| qr.expires_at > chrono::Utc::now())
+            .cloned()
+    }
+
+    pub fn remember_qr(&self, qr: QrCode) {
+        let mut map = self.qr_codes.lock().unwrap_or_else(|e| e.into_inner());
+        map.insert(qr.device_id.clone(), qr);
+    }
+
+    pub fn forget_qr(&self, id: &DeviceId) {
+        let mut map = self.qr_codes.lock().unwrap_or_else(|e| e.into_inner());
+        map.remove(id);
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// Runs a service operation on its own task, so that a client that hangs up
+/// or a request that times out never cancels it halfway: the operation
+/// finishes (and is recorded) whatever happens to the connection.
+async fn detached<T: Send + 'static>(
+    operation: impl std::future::Future<Output = wa_device_core::Result<T>> + Send + 'static,
+) -> ApiResult<T> {
+    match tokio::spawn(operation).await {
+        Ok(result) => Ok(result?),
+        Err(_) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL",
+            "the operation failed unexpectedly",
+        )),
+    }
+}
+
+fn actor(user: &ApiUser) -> Actor {
+    Actor::RestApi(user.0.clone())
+}
+
+/// The `{device_id}` path segment, percent-decoded by axum. A segment that
+/// does not decode is an invalid id, like one the core refuses.
+fn device_id(path: Result<Path<String>, PathRejection>) -> ApiResult<String> {
+    match path {
+        Ok(Path(id)) => Ok(id),
+        Err(rejection) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "INVALID_ID",
+            format!("invalid device id: {}", rejection.body_text()),
+        )),
+    }
+}
+
+fn body_bytes(body: Result<Bytes, BytesRejection>, limit: usize) -> ApiResult<Bytes> {
+    body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::payload_too_large(limit)
+        } else {
+            ApiError::bad_request(format!(
+                "cannot read the request body: {}",
+                rejection.body_text()
+            ))
+        }
+    })
+}
+
+fn query<T>(query: Result<Query<T>, QueryRejection>) -> ApiResult<T> {
+    query
+        .map(|Query(q)| q)
+        .map_err(|rejection| ApiError::bad_request(rejection.body_text()))
+}
+
+fn unlink_header(confirmed: bool) -> [(HeaderName, HeaderValue); 1] {
+    [(
+        HeaderName::from_static(UNLINK_CONFIRMED_HEADER),
+        HeaderValue::from_static(if confirmed { "true" } else { "false" }),
+    )]
+}
+
+fn null_success(message: &str) -> NullEnvelope {
+    NullEnvelope {
+        code: SUCCESS.to_owned(),
+        message: message.to_owned(),
+        results: None,
+    }
+}
+
+/// Liveness; the only route without authentication.
+#[utoipa::path(get, path = "/health", tag = "service",
+    responses((status = 200, description = "The server is up", body = Envelope<Health>)))]
+pub async fn health() -> Envelope<Health> {
+    Envelope::success(
+        "OK",
+        Health {
+            status: "ok".to_owned(),
+        },
+    )
+}
+
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "service",
+    security(("basic_auth" = [])),
+    responses(
+        (status = 200, description = "The OpenAPI 3 document", content_type = "application/json"),
+        (status = 401, description = "Missing or wrong credentials", body = NullEnvelope),
+    ))]
+pub async fn openapi_json(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        state.openapi_json.as_str().to_owned(),
+    )
+        .into_response()
+}
+
+/// All devices, ordered by id.
+#[utoipa::path(get, path = "/devices", tag = "devices",
+    security(("basic_auth" = [])),
+    responses(
+        (status = 200, description = "The devices", body = Envelope<Vec<ApiDevice>>),
+        (status = 401, description = "Missing or wrong credentials", body = NullEnvelope),
+        (status = 500, description = "Internal failure", body = NullEnvelope),
+    ))]
+pub async fn list_devices(State(state): State<AppState>) -> ApiResult<Envelope<Vec<ApiDevice>>> {
+    let devices = state.service.list()?;
+    Ok(Envelope::success(
+        "List devices",
+        devices.into_iter().map(ApiDevice::from).collect(),
+    ))
+}
+
+/// Creates a device (`disconnected`). The body is optional.
+#[utoipa::path(post, path = "/devices", tag = "devices",
+    security(("basic_auth" = [])),
+    request_body(content = Option<CreateDevice>, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The new device", body = Envelope<ApiDevice>),
+        (status = 400, description = "Malformed body, INVALID_ID or INVALID_LABEL", body = NullEnvelope),
+        (status = 401, description = "Missing or wrong credentials", body = NullEnvelope),
+        (status = 409, description = "ALREADY_EXISTS", body = NullEnvelope),
+        (status = 413, description = "Body over the size limit", body = NullEnvelope),
+        (status = 500, description = "Internal failure", body = NullEnvelope),
+    ))]
+pub async fn create_device(
+    State(state): State<AppState>,
+    Extension(user): Extension<ApiUser>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Envelope<ApiDevice>> {
+    let body = body_bytes(body, state.body_limit)?;
+    let request: CreateDevice = if body.iter().all(u8::is_ascii_whitespace) {
+        CreateDevice::default()
+    } else {
+        serde_json::from_slice::<Option<CreateDevice>>(&body)
+            .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?
+            .unwrap_or_default()
+    };
+    let service = state.service.clone();
+    let new = NewDevice {
+        id: request.device_id.filter(|id| !id.is_empty()),
+        label: request.label.unwrap_or_default(),
+    };
+    let device = detached(async move { service.create(new, actor(&user)).await }).await?;
+    Ok(Envelope::success("Device added", device.into()))
+}
+
+/// The `{device_id}` parameter of every device route.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // documents the parameter; handlers take it as a string
+pub struct DevicePath {
+    /// 1 to 64 characters of `A-Z a-z 0-9 . _ -` (not `.` or `..`).
+    #[param(
+        example = "my-device-id",
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[A-Za-z0-9._-]+$"
+    )]
+    device_id: String,
+}
+
+/// One device.
+#[utoipa::path(get, path = "/devices/{device_id}", tag = "devices",
+    security(("basic_auth" = [])), params(DevicePath),
+    responses(
+        (status = 200, description = "The device", body = Envelope<ApiDevice>),
+        (status = 400, description = "INVALID_ID", body = NullEnvelope),
+        (status = 401, description = "Missing or wrong credentials", body = NullEnvelope),
+        (status = 404, description = "NOT_FOUND", body = NullEnvelope),
+        (status = 500, description = "Internal failure", body = NullEnvelope),
+    ))]
+pub async fn get_device(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult<Envelope<ApiDevice>> {
+    let id = device_id(path)?;
+    let device = state.service.get(&id)?;
+    Ok(Envelope::success("Device info", device.into()))
+}
+
+/// Deletes a device: logs it out first when it is linked, then removes it
+/// and its data. Its history stays.
+#[utoipa::path(delete, path = "/devices/{device_id}", tag = "devices",
+    security(("basic_auth" = [])), params(DevicePath),
+    responses(
+        (status = 200, description = "Removed; header x-whatsapp-unlink-confirmed tells whether WhatsApp confirmed the unlink",
+            body = NullEnvelope,
+            headers(("x-whatsapp-unlink-confirmed" = String, description = "`true` or `false`"))),
+        (status = 400, description = "INVALID_ID", body = NullEnvelope),
+        (status = 401, description = "Missing or wrong credentials", body = NullEnvelope),
+        (status = 404, description = "NOT_FOUND", body = NullEnvelope),
+        (status = 500, description = "Internal failure", body = NullEnvelope),
+        (status = 503, description = "KEYRING_UNAVAILABLE", body = NullEnvelope),
+    ))]
+pub async fn delete_device(
+    State(state): State<AppState>,
+    Extension(user): Extension<ApiUser>,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult<Response> {
+    let id = device_id(path)?;
+    let service = state.service.clone();
+    let outcome = detached(async move { service.delete(&id, actor(&user)).await }).await?;
+    Ok((
+        unlink_header(outcome.unlink_confirmed),
+        axum::Json(null_success("Device removed")),
+    )
+        .into_response())
+}
+
+/// Starts a QR login. `results.qr_link` serves the current QR code as SVG
+/// (codes rotate until the phone scans one or they run out).
+#[utoipa::path(get, path = "/devices/{device_id}/login", tag = "login",
+    security(("basic_auth" = [])), params(DevicePath),
+    responses(
+        (status = 200, description = "The first QR code", body = Envelope<QrLogin>),
+        (status = 400, description = "INVALID_ID", body = NullEnvelope),
+        (status = 401, description = "Missing or wrong credentials", body = NullEnvelope),
+        (status = 404, description = "NOT_FOUND", body = NullEnvelope),
+        (status = 409, description = "BUSY: a login is pending or the device is linked", body = NullEnvelope),
+        (status = 500, description = "Internal failure", body = NullEnvelope),
+        (status = 502, description = "WHATSAPP_ERROR", body = NullEnvelope),
+        (status = 503, description = "KEYRING_UNAVAILABLE", body = NullEnvelope),
+    ))]
+pub async fn login_qr(
+    State(state): State<AppState>,
+    Extension(user): Extension<ApiUser>,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult<Envelope<QrLogin>> {
+    let id = device_id(path)?;
+    let service = state.service.clone();
+    let qr = detached(async move { service.login_qr(&id, actor(&user)).await }).await?;
+    state.remember_qr(qr.clone());
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        })
+        .unwrap_or("localhost");
+    let remaining = (qr.expires_at - chrono::Utc::now())
+        .num_milliseconds()
+        .max(0) as u64;
+    Ok(Envelope::success(
+        "Login success",
+        QrLogin {
+            qr_link: format!("http://{host}/devices/{}/login/qr.svg", qr.device_id),
+            qr_data_url: format!(
+                "data:image/svg+xml;base64,{}",
+                base64::engine::general_purpose::STANDARD.encode(&qr.svg)
+            ),
+            qr_duration: remaining.div_ceil(1000),
+            expires_at: rfc3339(qr.expires_at),
+            device_id: qr.device_id.to_string(),
+        },
+    ))
+}
+
+/// The current QR code of a pending QR login, as SVG.
+#[utoipa::path(get, path = "/devices/{device_id}/login/qr.svg", tag = "login",
+    security(("basic_auth" = [])), params(DevicePath),
+    responses(
+        (status = 200, description = "The QR code", content_type = "image/svg+xml", body = String),
+        (status = 400, description = "INVALID_ID", body = NullEnvelope),
+        (status = 401, description = "Missing or wrong credentials", body = NullEnvelope),
+        (status = 404, description = "NOT_FOUND: no QR login pending", body = NullEnvelope),
+    ))]
+pub async fn login_qr_svg(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult<Response> {
+    let id = DeviceId::parse(&device_id(path)?)?;
+    let qr = state.current_qr(&id).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            format!("no QR login is pending for device \"{id}\""),
+        )
+    })?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        qr.svg,
+    )
+        .into_response())
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PhoneQuery {
+    /// The account's phone number, country code first (`+`, spaces and dashes
+    /// are ignored).
+    #[serde(default)]
+    #[param(example = "+49 151 2345678")]
+    phone: Option<String>,
+}
+
+/// Starts a login by pairing code; type `results.pair_code` on the phone.
+#[utoipa::path(post, path = "/devices/{device_id}/login/code", tag = "login",
+    security(("basic_auth" = [])), params(DevicePath, PhoneQuery),
+    responses(
+        (status = 200, description = "The pairing code", body = Envelope<CodeLogin>),
+        (status = 400, description = "INVALID_ID or INVALID_PHONE", body = NullEnvelope),
+        (status = 401, description = "Missing or wrong credentials", body = NullEnvelope),
+        (status = 404, description = "NOT_FOUND", body = NullEnvelope),
+        (status = 409, description = "BUSY: a login is pending or the device is linked", body = NullEnvelope),
+        (status = 500, description = "Internal failure", body = NullEnvelope),
+        (status = 502, description = "WHATSAPP_ERROR", body = NullEnvelope),
+        (status = 503, description = "KEYRING_UNAVAILABLE", body = NullEnvelope),
+    ))]
+pub async fn login_code(
+    State(state): State<AppState>,
+    Extension(user): Extension<ApiUser>,
+    path: Result<Path<String>, PathRejection>,
+    params: Result<Query<PhoneQuery>, QueryRejection>,
+) -> ApiResult<Envelope<CodeLogin>> {
+    let id = device_id(path)?;
+    let phone = query(params)?.phone.unwrap_or_default();
+    let service = state.service.clone();
+    let code = detached(async move { service.login_code(&id, &phone, actor(&user)).await }).await?;
+    Ok(Envelope::success(
+        "Login with code started",
+        CodeLogin {
+            device_id: code.device_id.to_string(),
+            pair_code: code.code,
+            expires_at: rfc3339(code.expires_at),
+        },
+    ))
+}
+
+/// Logs a device out: unlinks it at WhatsApp (bounded wait), deletes its
+/// credentials and session data; it stays, `disconnected`, with blank
+/// identity fields. The body is always exactly
+/// `{"code":"SUCCESS","message":"Device logged out successfully","results":null}`;
+/// the `x-whatsapp-unlink-confirmed` header tells whether WhatsApp confirmed.
+#[utoipa::path(post, path = "/devices/{device_id}/logout", tag = "devices",
+    security(("basic_auth" = [])), params(DevicePath),
+    responses(
+        (status = 200, description = "Logged out", body = NullEnvelope,
+            headers(("x-whatsapp-unlink-confirmed" = String, description = "`true` when WhatsApp confirmed the unlink, `false` otherwise (the local wipe happened either way)"))),
+        (status = 400, description = "INVALID_ID", body = NullEnvelope),
+        (status = 401, description = "Missing or wrong credentials", body = NullEnvelope),
+        (status = 404, description = "NOT_FOUND", body = NullEnvelope),
+        (status = 500, description = "Internal failure", body = NullEnvelope),
+        (status = 503, description = "KEYRING_UNAVAILABLE", body = NullEnvelope),
+    ))]
+pub async fn logout(
+    State(state): State<AppState>,
+    Extension(user): Extension<ApiUser>,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult<Response> {
+    let id = device_id(path)?;
+    let service = state.service.clone();
+    let outcome = detached(async move { service.logout(&id, actor(&user)).await }).await?;
+    Ok((
+        unlink_header(outcome.unlink_confirmed),
+        axum::Json(null_success(LOGOUT_MESSAGE)),
+    )
+        .into_response())
+}
+
+/// Drops and re-opens the connection of a linked device.
+#[utoipa::path(post, path = "/devices/{device_id}/reconnect", tag = "devices",
+    security(("basic_auth" = [])), params(DevicePath),
+    responses(
+        (status = 200, description = "Reconnecting; the device as it is now", body = Envelope<ApiDevice>),
+        (status = 400, description = "INVALID_ID", body = NullEnvelope),
+        (status = 401, description = "Missing or wrong credentials", body = NullEnvelope),
+        (status = 404, description = "NOT_FOUND", body = NullEnvelope),
+        (status = 409, description = "NO_CREDENTIALS or BUSY", body = NullEnvelope),
+        (status = 500, description = "Internal failure", body = NullEnvelope),
+        (status = 502, description = "WHATSAPP_ERROR", body = NullEnvelope),
+        (status = 503, description = "KEYRING_UNAVAILABLE", body = NullEnvelope),
+    ))]
+pub async fn reconnect(
+    State(state): State<AppState>,
+    Extension(user): Extension<ApiUser>,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult<Envelope<ApiDevice>> {
+    let id = device_id(path)?;
+    let service = state.service.clone();
+    let device = detached(async move { service.reconnect(&id, actor(&user)).await }).await?;
+    Ok(Envelope::success("Reconnect requested", device.into()))
+}
+
+/// Connection status of a device.
+#[utoipa::path(get, path = "/devices/{device_id}/status", tag = "devices",
+    security(("basic_auth" = [])), params(DevicePath),
+    responses(
+        (status = 200, description = "The status", body = Envelope<DeviceStatus>),
+        (status = 400, description = "INVALID_ID", body = NullEnvelope),
+        (status = 401, description = "Missing or wrong credentials", body = NullEnvelope),
+        (status = 404, description = "NOT_FOUND", body = NullEnvelope),
+        (status = 500, description = "Internal failure", body = NullEnvelope),
+    ))]
+pub async fn status(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult<Envelope<DeviceStatus>> {
+    let id = device_id(path)?;
+    let device = state.service.get(&id)?;
+    Ok(Envelope::success("Device status", device.into()))
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum HistoryFormat {
+    #[default]
+    Json,
+    Csv,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryQuery {
+    /// `json` (default) or `csv`.
+    #[serde(default)]
+    #[param(inline)]
+    format: Option<HistoryFormat>,
+}
+
+/// A device's audit history, oldest first (also after the device was
+/// deleted). `?format=csv` answers `text/csv` instead of the envelope.
+#[utoipa::path(get, path = "/devices/{device_id}/history", tag = "devices",
+    security(("basic_auth" = [])), params(DevicePath, HistoryQuery),
+    responses(
+        (status = 200, description = "The history", content(
+            (Envelope<Vec<ApiHistoryEntry>> = "application/json"),
+            (String = "text/csv"),
+        )),
+        (status = 400, description = "INVALID_ID or a bad format", body = NullEnvelope),
+        (status = 401, description = "Missing or wrong credentials", body = NullEnvelope),
+        (status = 404, description = "NOT_FOUND", body = NullEnvelope),
+        (status = 500, description = "Internal failure", body = NullEnvelope),
+    ))]
+pub async fn history(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    params: Result<Query<HistoryQuery>, QueryRejection>,
+) -> ApiResult<Response> {
+    let id = device_id(path)?;
+    let format = query(params)?.format.unwrap_or_default();
+    match format {
+        HistoryFormat::Json => {
+            let entries = state.service.history(&id)?;
+            Ok(Envelope::success(
+                "Device history",
+                entries
+                    .into_iter()
+                    .map(ApiHistoryEntry::from)
+                    .collect::<Vec<_>>(),
+            )
+            .into_response())
+        }
+        HistoryFormat::Csv => {
+            let csv = state.service.history_csv(&id)?;
+            Ok((
+                [
+                    (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        format!("attachment; filename=\"history-{id}.csv\""),
+                    ),
+                ],
+                csv,
+            )
+                .into_response())
+        }
+    }
+}

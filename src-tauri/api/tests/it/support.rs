@@ -1,0 +1,233 @@
+//! The rig: simulator, service, API server and an HTTP client.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use wa_device_api::{ApiConfig, ApiServer, RunningApi, parse_credentials};
+use wa_device_core::{
+    DeviceService, KeyringSecretStore, SecretStore, ServerEndpoint, ServiceConfig,
+};
+use wa_sim::{SimConfig, Simulator};
+
+pub const USER: &str = "alice";
+pub const PASSWORD: &str = "correct horse battery";
+pub const OTHER_USER: &str = "bob";
+pub const OTHER_PASSWORD: &str = "builder";
+/// Upper bound of any wait; the flows finish far sooner.
+pub const WAIT: Duration = Duration::from_secs(30);
+
+pub fn test_keyring() -> KeyringSecretStore {
+    KeyringSecretStore::new(format!("wa-device-api-test-{:016x}", rand_u64()))
+}
+
+pub fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos(),
+    );
+    h.finish()
+}
+
+pub struct Rig {
+    pub sim: Simulator,
+    pub _dir: tempfile::TempDir,
+    pub service: DeviceService,
+    pub api: Option<RunningApi>,
+    pub base: String,
+    pub client: reqwest::Client,
+}
+
+/// An answer: status, headers and the raw body text.
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+}
+
+impl Answer {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+    }
+
+    /// Asserts the status and the envelope code.
+    #[track_caller]
+    pub fn expect(&self, status: u16, code: &str) -> Value {
+        assert_eq!(self.status.as_u16(), status, "{}", self.text);
+        let json = self.json();
+        assert_eq!(json["code"], code, "{}", self.text);
+        assert!(json["message"].is_string(), "{}", self.text);
+        assert!(
+            json.as_object().unwrap().contains_key("results"),
+            "{}",
+            self.text
+        );
+        json
+    }
+}
+
+impl Rig {
+    pub async fn new() -> Rig {
+        Rig::with(SimConfig::default(), |_| {}).await
+    }
+
+    pub async fn with(sim_config: SimConfig, tune: impl FnOnce(&mut ApiConfig)) -> Rig {
+        let sim = Simulator::new(sim_config);
+        let dir = tempfile::tempdir().unwrap();
+        let secrets: Arc<dyn SecretStore> = Arc::new(test_keyring());
+        let mut config = ServiceConfig::new(dir.path().join("data"), secrets);
+        config.server = ServerEndpoint::Transport(Arc::new(sim.transport_factory()));
+        config.client_time_factor = 10;
+        config.unlink_timeout = Duration::from_secs(3);
+        let service = DeviceService::open(config).await.unwrap();
+        let mut api_config = ApiConfig::new(
+            parse_credentials(&[format!("{USER}:{PASSWORD},{OTHER_USER}:{OTHER_PASSWORD}")])
+                .unwrap(),
+        );
+        api_config.listen = "127.0.0.1:0".parse().unwrap();
+        tune(&mut api_config);
+        let api = ApiServer::start(service.clone(), api_config).await.unwrap();
+        let base = format!("http://{}", api.local_addr());
+        Rig {
+            sim,
+            _dir: dir,
+            service,
+            api: Some(api),
+            base,
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .unwrap(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> Answer {
+        let response = request.send().await.unwrap();
+        Answer {
+            status: response.status(),
+            headers: response.headers().clone(),
+            text: response.text().await.unwrap(),
+        }
+    }
+
+    /// A request as `alice`.
+    pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .basic_auth(USER, Some(PASSWORD))
+    }
+
+    pub async fn call(&self, method: Method, path: &str) -> Answer {
+        self.send(self.request(method, path)).await
+    }
+
+    pub async fn create(&self, id: &str) -> Value {
+        let answer = self
+            .send(
+                self.request(Method::POST, "/devices")
+                    .json(&serde_json::json!({"device_id": id, "label": id})),
+            )
+            .await;
+        answer.expect(200, "SUCCESS")["results"].clone()
+    }
+
+    /// Polls `GET /devices/{id}` until `done` holds.
+    pub async fn wait_for(&self, id: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let device = self.call(Method::GET, &format!("/devices/{id}")).await;
+            let device = device.expect(200, "SUCCESS")["results"].clone();
+            if done(&device) {
+                return device;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{id}: {device}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Creates `id` and links it by QR through the API and `phone`.
+    pub async fn linked(&self, id: &str, phone: &str) -> Value {
+        self.create(id).await;
+        let login = self
+            .call(Method::GET, &format!("/devices/{id}/login"))
+            .await;
+        let login = login.expect(200, "SUCCESS")["results"].clone();
+        let svg = self
+            .send(
+                self.client
+                    .get(login["qr_link"].as_str().unwrap())
+                    .basic_auth(USER, Some(PASSWORD)),
+            )
+            .await;
+        assert_eq!(svg.status, StatusCode::OK, "{}", svg.text);
+        self.sim
+            .phone(phone)
+            .scan(&qr_payload(&svg.text))
+            .await
+            .unwrap();
+        self.wait_for(id, |d| d["state"] == "logged_in").await
+    }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        // Stops the server's tasks; the service's sessions end with the
+        // runtime of the test.
+        self.api.take();
+    }
+}
+
+/// The payload of the QR code drawn in `svg` (as rendered by the core: one
+/// path of `M{x} {y}h{w}v{h}H{x}V{y}` rectangles), read as a camera would.
+pub fn qr_payload(svg: &str) -> String {
+    let number_after = |key: &str| -> usize {
+        let rest = &svg[svg.find(key).unwrap() + key.len()..];
+        rest[..rest.find('"').unwrap()].parse().unwrap()
+    };
+    let width = number_after(" width=\"");
+    let height = number_after(" height=\"");
+    let path = svg.split(" d=\"").nth(1).unwrap();
+    let path = &path[..path.find('"').unwrap()];
+    let mut pixels = vec![255u8; width * height];
+    for rect in path.split('M').skip(1) {
+        let nums: Vec<usize> = rect
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse().unwrap())
+            .collect();
+        let (left, top, w, h) = (nums[0], nums[1], nums[2], nums[3]);
+        for y in top..top + h {
+            for x in left..left + w {
+                pixels[y * width + x] = 0;
+            }
+        }
+    }
+    let mut image =
+        rqrr::PreparedImage::prepare_from_greyscale(width, height, |x, y| pixels[y * width + x]);
+    let grids = image.detect_grids();
+    assert_eq!(grids.len(), 1, "exactly one QR code in the SVG");
+    grids[0].decode().unwrap().1
+}
+
+/// Sends raw bytes and returns the status line and the whole answer, for
+/// requests a URL-normalizing client would never send.
+pub async fn raw_http(addr: std::net::SocketAddr, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(WAIT, stream.read_to_end(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}
