@@ -13,6 +13,8 @@ const COMMANDS: &[&str] = &[
     "delete_device",
     "device_history",
     "export_history_csv",
+    "api_status",
+    "update_api_settings",
 ];
 
 fn main() {

@@ -10,6 +10,7 @@ use wa_device_core::{
     PairingCode, QrCode, ServiceError, StateReason,
 };
 
+use crate::api_setting::{ApiSettingsUpdate, ApiStatus};
 use crate::commands::AppInfo;
 use crate::events::{DeviceRemovedEvent, NoticeEvent};
 
@@ -35,6 +36,8 @@ pub fn render() -> String {
         Outcome::decl(&cfg),
         DeviceRemovedEvent::decl(&cfg),
         NoticeEvent::decl(&cfg),
+        ApiStatus::decl(&cfg),
+        ApiSettingsUpdate::decl(&cfg),
     ];
     let mut out = String::from(
         "// Generated from the Rust types by `make bindings`; do not edit.\n\

@@ -3,8 +3,11 @@
 //! `ServiceError` (`{code, message}`), which the UI shows in words.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde::Serialize;
+
+use crate::api_setting::{ApiSetting, ApiSettingsUpdate, ApiStatus};
 use wa_device_core::{
     Actor, Device, DeviceService, HistoryEntry, LogoutOutcome, NewDevice, PRODUCT_NAME,
     PairingCode, QrCode, ServiceError,
@@ -14,6 +17,7 @@ use wa_device_core::{
 pub struct ShellState {
     pub data_dir: PathBuf,
     pub service: DeviceService,
+    pub api: Arc<ApiSetting>,
 }
 
 type Shell<'a> = tauri::State<'a, ShellState>;
@@ -122,4 +126,19 @@ pub fn device_history(state: Shell<'_>, id: String) -> Result<Vec<HistoryEntry>,
 #[tauri::command]
 pub fn export_history_csv(state: Shell<'_>, id: String) -> Result<String, ServiceError> {
     state.service.history_csv(&id)
+}
+
+/// The "Serve the REST API" setting and whether the API runs.
+#[tauri::command]
+pub async fn api_status(state: Shell<'_>) -> Result<ApiStatus, ServiceError> {
+    Ok(state.api.status().await)
+}
+
+/// Changes the setting; starts or stops the API accordingly.
+#[tauri::command]
+pub async fn update_api_settings(
+    state: Shell<'_>,
+    update: ApiSettingsUpdate,
+) -> Result<ApiStatus, ServiceError> {
+    state.api.update(update).await
 }

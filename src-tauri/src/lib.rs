@@ -2,6 +2,7 @@
 //! It turns Tauri commands into calls on the core and core events into UI
 //! events; everything else lives in `wa-device-core`.
 
+mod api_setting;
 pub mod bindings;
 mod cli;
 mod commands;
@@ -49,7 +50,20 @@ pub fn run() -> ExitCode {
             {
                 window.set_theme(Some(theme.into()))?;
             }
-            app.manage(commands::ShellState { data_dir, service });
+            let api = Arc::new(api_setting::ApiSetting::new(
+                &data_dir,
+                Arc::new(KeyringSecretStore::new(KEYRING_SERVICE)),
+                service.clone(),
+            ));
+            tauri::async_runtime::spawn({
+                let api = Arc::clone(&api);
+                async move { api.start_if_enabled().await }
+            });
+            app.manage(commands::ShellState {
+                data_dir,
+                service,
+                api,
+            });
             Ok(())
         })
         .invoke_handler(tauri::generate_handler![
@@ -66,6 +80,8 @@ pub fn run() -> ExitCode {
             commands::delete_device,
             commands::device_history,
             commands::export_history_csv,
+            commands::api_status,
+            commands::update_api_settings,
         ])
         .run(tauri::generate_context!());
     match result {

@@ -184,6 +184,38 @@ impl AppSession {
             .unwrap_or_else(|error| panic!("cannot type into {css}: {error}"));
     }
 
+    /// Clicks the first element matching `css` (a checkbox, a link).
+    pub async fn click_on(&self, css: &str) {
+        self.client
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|error| panic!("no element matches {css}: {error}"))
+            .click()
+            .await
+            .unwrap_or_else(|error| panic!("cannot click {css}: {error}"));
+    }
+
+    /// Replaces the value of the first input matching `css` with `text`.
+    pub async fn clear_and_type(&self, css: &str, text: &str) {
+        let input = self
+            .client
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|error| panic!("no element matches {css}: {error}"));
+        input
+            .clear()
+            .await
+            .unwrap_or_else(|error| panic!("cannot clear {css}: {error}"));
+        input
+            .send_keys(text)
+            .await
+            .unwrap_or_else(|error| panic!("cannot type into {css}: {error}"));
+    }
+
     /// Clicks the button with exactly the visible text `label` inside the
     /// first element matching `scope`.
     pub async fn click_button(&self, scope: &str, label: &str) {

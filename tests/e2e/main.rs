@@ -6,6 +6,7 @@
 //! (`make test` does so).
 
 // The device flows use most of the harness; the window tests only a part.
+mod api_setting;
 #[cfg_attr(not(feature = "simulator"), allow(dead_code))]
 mod harness;
 mod window;

@@ -104,9 +104,10 @@ impl ApiError {
 pub fn status_of(code: ErrorCode) -> StatusCode {
     match code {
         ErrorCode::NotFound => StatusCode::NOT_FOUND,
-        ErrorCode::InvalidId | ErrorCode::InvalidPhone | ErrorCode::InvalidLabel => {
-            StatusCode::BAD_REQUEST
-        }
+        ErrorCode::InvalidId
+        | ErrorCode::InvalidPhone
+        | ErrorCode::InvalidLabel
+        | ErrorCode::InvalidSetting => StatusCode::BAD_REQUEST,
         ErrorCode::AlreadyExists | ErrorCode::Busy | ErrorCode::NoCredentials => {
             StatusCode::CONFLICT
         }

@@ -34,6 +34,9 @@ pub enum ErrorCode {
     WhatsappError,
     /// Anything else: storage failures, broken invariants.
     Internal,
+    /// A setting of the app (such as the REST API's address or password)
+    /// that cannot be used as given.
+    InvalidSetting,
 }
 
 impl ErrorCode {
@@ -50,6 +53,7 @@ impl ErrorCode {
             ErrorCode::KeyringUnavailable => "keyring_unavailable",
             ErrorCode::WhatsappError => "whatsapp_error",
             ErrorCode::Internal => "internal",
+            ErrorCode::InvalidSetting => "invalid_setting",
         }
     }
 }
@@ -137,6 +141,7 @@ mod tests {
             ErrorCode::KeyringUnavailable,
             ErrorCode::WhatsappError,
             ErrorCode::Internal,
+            ErrorCode::InvalidSetting,
         ];
         for code in all {
             let json = serde_json::to_value(code).expect("code serializes");

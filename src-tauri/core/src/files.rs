@@ -1,7 +1,7 @@
 //! The data folder: private directories and files, and the per-device session
 //! store files.
 
-use crate::error::Result;
+use crate::error::{Result, ServiceError};
 use crate::model::DeviceId;
 use std::fs::{self, OpenOptions};
 use std::io::ErrorKind;
@@ -55,6 +55,34 @@ impl DataLayout {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Locked exclusively by the one service using this folder. Two
+    /// processes on one folder would run two WhatsApp clients with the same
+    /// credentials, and WhatsApp would disconnect one as `replaced`.
+    pub fn lock_file(&self) -> PathBuf {
+        self.root.join("lock")
+    }
+
+    /// Takes the folder's lock (held until the returned file is dropped or
+    /// the process ends), or fails with `busy` if another service holds it.
+    pub fn lock_exclusively(&self) -> Result<fs::File> {
+        let path = self.lock_file();
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)?;
+        match file.try_lock() {
+            Ok(()) => Ok(file),
+            Err(fs::TryLockError::WouldBlock) => Err(ServiceError::busy(format!(
+                "another WA Device Admin (the window or `serve`) is using the data folder {}; \
+                 close it, or let the window serve the REST API",
+                self.root.display()
+            ))),
+            Err(fs::TryLockError::Error(err)) => Err(err.into()),
+        }
     }
 
     pub fn app_db(&self) -> PathBuf {

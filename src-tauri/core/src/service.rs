@@ -213,6 +213,10 @@ struct Inner {
     events: broadcast::Sender<ServiceEvent>,
     slots: Mutex<HashMap<DeviceId, Arc<Slot>>>,
     next_generation: AtomicU64,
+    /// The data folder's lock file, locked exclusively while the service
+    /// lives (see [`DataLayout::lock_file`]); released by `shutdown` or when
+    /// the process ends.
+    folder_lock: Mutex<Option<std::fs::File>>,
 }
 
 /// The device service. Cheap to clone; all clones drive the same devices.
@@ -233,6 +237,7 @@ impl DeviceService {
     pub async fn open(config: ServiceConfig) -> Result<DeviceService> {
         create_private_dir(&config.data_dir)?;
         let layout = DataLayout::new(config.data_dir.clone());
+        let folder_lock = layout.lock_exclusively()?;
         create_private_dir(&layout.sessions_dir())?;
         let db = AppDatabase::open(&layout.app_db())?;
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
@@ -254,6 +259,7 @@ impl DeviceService {
                 events,
                 slots: Mutex::new(HashMap::new()),
                 next_generation: AtomicU64::new(1),
+                folder_lock: Mutex::new(Some(folder_lock)),
             }),
         };
         service.recover().await?;
@@ -602,6 +608,12 @@ impl DeviceService {
                 session.stop().await;
             }
         }
+        // Lets another service (a restart in the same process) open the folder.
+        self.inner
+            .folder_lock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
     }
 
     /// Start-up: finish interrupted wipes, reset interrupted logins.

@@ -254,3 +254,71 @@ describe("pairing-code login", () => {
     );
   });
 });
+
+describe("REST API setting", () => {
+  async function openApiDialog(backend = fakeBackend([device()])) {
+    render(AppHarness, { backend });
+    await fireEvent.click(await screen.findByRole("button", { name: "REST API…" }));
+    const dialog = screen.getByTestId("api-dialog");
+    await waitFor(() => expect(dialog).toHaveTextContent("Not serving."));
+    return { backend, dialog };
+  }
+
+  it("is off by default and needs a password before it can be turned on", async () => {
+    const { backend, dialog } = await openApiDialog();
+    const toggle = within(dialog).getByRole("checkbox");
+    expect(toggle).not.toBeChecked();
+    expect(toggle).toHaveFocus();
+    await fireEvent.click(toggle);
+    const save = within(dialog).getByRole("button", { name: "Save" });
+    expect(save).toBeDisabled();
+    expect(dialog).toHaveTextContent("Set a password to serve the API.");
+    await fireEvent.input(within(dialog).getByLabelText(/^Password/), {
+      target: { value: "s3cret" },
+    });
+    expect(save).toBeEnabled();
+    await fireEvent.click(save);
+    expect(backend.updateApiSettings).toHaveBeenCalledWith({
+      enabled: true,
+      listen: "127.0.0.1:3000",
+      user: "admin",
+      password: "s3cret",
+    });
+    await waitFor(() =>
+      expect(within(dialog).getByTestId("api-status")).toHaveTextContent(
+        "Serving on http://127.0.0.1:3000",
+      ),
+    );
+    // The password field is cleared: it is never shown again.
+    expect(within(dialog).getByLabelText(/^Password/)).toHaveValue("");
+  });
+
+  it("refuses a non-loopback address before asking the backend", async () => {
+    const { backend, dialog } = await openApiDialog();
+    await fireEvent.input(within(dialog).getByLabelText(/^Address/), {
+      target: { value: "0.0.0.0:3000" },
+    });
+    expect(dialog).toHaveTextContent("A loopback address and port");
+    expect(within(dialog).getByRole("button", { name: "Save" })).toBeDisabled();
+    expect(backend.updateApiSettings).not.toHaveBeenCalled();
+  });
+
+  it("shows the backend's refusal with its code", async () => {
+    const backend = fakeBackend([device()], {
+      updateApiSettings: () =>
+        Promise.reject({
+          code: "invalid_setting",
+          message: "cannot listen on 127.0.0.1:3000: Address in use",
+        }),
+    });
+    const { dialog } = await openApiDialog(backend);
+    await fireEvent.click(within(dialog).getByRole("checkbox"));
+    await fireEvent.input(within(dialog).getByLabelText(/^Password/), {
+      target: { value: "pw" },
+    });
+    await fireEvent.click(within(dialog).getByRole("button", { name: "Save" }));
+    expect(await within(dialog).findByText(/Address in use/)).toHaveTextContent(
+      "Invalid setting: cannot listen on 127.0.0.1:3000: Address in use (code invalid_setting)",
+    );
+  });
+});

@@ -4,6 +4,8 @@
 import { invoke } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
 import type {
+  ApiSettingsUpdate,
+  ApiStatus,
   AppInfo,
   Device,
   DeviceRemovedEvent,
@@ -20,6 +22,8 @@ import type {
 } from "./bindings";
 
 export type {
+  ApiSettingsUpdate,
+  ApiStatus,
   AppInfo,
   Device,
   DeviceRemovedEvent,
@@ -62,6 +66,8 @@ export interface Backend {
   deleteDevice(id: string): Promise<LogoutOutcome>;
   history(id: string): Promise<HistoryEntry[]>;
   exportHistoryCsv(id: string): Promise<string>;
+  apiStatus(): Promise<ApiStatus>;
+  updateApiSettings(update: ApiSettingsUpdate): Promise<ApiStatus>;
   /** Starts delivering events; resolves once listening, with the function that stops it. */
   subscribe(handlers: BackendEvents): Promise<() => void>;
 }
@@ -116,5 +122,7 @@ export const tauriBackend: Backend = {
   deleteDevice: (id) => call<LogoutOutcome>("delete_device", { id }),
   history: (id) => call<HistoryEntry[]>("device_history", { id }),
   exportHistoryCsv: (id) => call<string>("export_history_csv", { id }),
+  apiStatus: () => call<ApiStatus>("api_status"),
+  updateApiSettings: (update) => call<ApiStatus>("update_api_settings", { update }),
   subscribe,
 };

@@ -36,7 +36,7 @@ export type StateReason = "created" | "qr_login_requested" | "code_login_request
 
 export type ServiceError = { code: ErrorCode, message: string, };
 
-export type ErrorCode = "not_found" | "invalid_id" | "invalid_phone" | "invalid_label" | "already_exists" | "busy" | "no_credentials" | "keyring_unavailable" | "whatsapp_error" | "internal";
+export type ErrorCode = "not_found" | "invalid_id" | "invalid_phone" | "invalid_label" | "already_exists" | "busy" | "no_credentials" | "keyring_unavailable" | "whatsapp_error" | "internal" | "invalid_setting";
 
 export type QrCode = { device_id: string, svg: string, expires_at: string, };
 
@@ -63,10 +63,14 @@ export type HistoryEntry = { at: string, device_id: string, action: HistoryActio
  */
 actor: string, outcome: Outcome, detail: string, };
 
-export type HistoryAction = "create" | "rename" | "login_qr" | "login_code" | "cancel_login" | "paired" | "qr_expired" | "pairing_failed" | "reconnect" | "logout" | "delete" | "removed_from_phone" | "replaced" | "temporarily_banned" | "client_outdated" | "recovered_wipe";
+export type HistoryAction = "create" | "rename" | "login_qr" | "login_code" | "cancel_login" | "paired" | "qr_expired" | "pairing_failed" | "reconnect" | "logout" | "delete" | "removed_from_phone" | "account_locked" | "logged_out_by_whatsapp" | "replaced" | "temporarily_banned" | "client_outdated" | "recovered_wipe";
 
 export type Outcome = "ok" | "failed";
 
 export type DeviceRemovedEvent = { device_id: string, };
 
 export type NoticeEvent = { device_id: string, reason: StateReason, message: string, };
+
+export type ApiStatus = { enabled: boolean, listen: string, user: string | null, serving_at: string | null, problem: string | null, };
+
+export type ApiSettingsUpdate = { enabled: boolean, listen: string, user: string, password?: string, };

@@ -86,6 +86,7 @@ const errorText: Record<BackendError["code"], string> = {
   keyring_unavailable: "Keyring unavailable",
   whatsapp_error: "WhatsApp error",
   internal: "Internal error",
+  invalid_setting: "Invalid setting",
   ipc: "App error",
 };
 

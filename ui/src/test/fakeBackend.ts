@@ -61,6 +61,22 @@ export function fakeBackend(devices: Device[] = [], overrides: Partial<Backend> 
       Promise.resolve({ had_credentials: false, unlink_confirmed: false, message: "deleted" }),
     history: () => Promise.resolve([]),
     exportHistoryCsv: () => Promise.resolve("at,device_id\n"),
+    apiStatus: () =>
+      Promise.resolve({
+        enabled: false,
+        listen: "127.0.0.1:3000",
+        user: null,
+        serving_at: null,
+        problem: null,
+      }),
+    updateApiSettings: (update) =>
+      Promise.resolve({
+        enabled: update.enabled,
+        listen: update.listen,
+        user: update.user,
+        serving_at: update.enabled ? `http://${update.listen}` : null,
+        problem: null,
+      }),
     subscribe: (h) => {
       handlers = h;
       return Promise.resolve(() => (handlers = null));

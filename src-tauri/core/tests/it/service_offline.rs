@@ -415,3 +415,25 @@ async fn child_service_without_secret_service() {
     let service = DeviceService::open(config).await.unwrap();
     assert_eq!(service.list().unwrap().len(), 2);
 }
+
+#[tokio::test]
+async fn a_data_folder_serves_one_service_at_a_time() {
+    let (dir, secrets, service) = offline_service().await;
+    let folder = dir.path().join("data");
+    let mut config = ServiceConfig::new(&folder, Arc::clone(&secrets));
+    config.restore_on_open = false;
+    let second = DeviceService::open(config.clone()).await;
+    let err = second
+        .err()
+        .expect("a second service on the same folder is refused");
+    assert_eq!(err.code, ErrorCode::Busy);
+    assert!(
+        err.message.contains("another WA Device Admin"),
+        "{}",
+        err.message
+    );
+
+    service.shutdown().await;
+    let reopened = DeviceService::open(config).await;
+    assert!(reopened.is_ok(), "the folder opens again after shutdown");
+}
