@@ -102,7 +102,7 @@ describe("App shell", () => {
     });
     expect(await screen.findByText("Disconnected")).toBeInTheDocument();
     expect(await screen.findByRole("status")).toHaveTextContent(
-      "Support desk: Removed from the phone.",
+      "Support desk: Removed from the phone. The device was removed in the phone's Linked devices",
     );
     backend.emit.deviceRemoved({ device_id: "support-1" });
     expect(await screen.findByText("No devices yet")).toBeInTheDocument();
