@@ -5,8 +5,9 @@
 //! back to a file.
 
 use crate::error::{ErrorCode, Result, ServiceError};
+use dbus_secret_service::{self as ss, EncryptionType, Item, SecretService};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// A store of named secrets.
 pub trait SecretStore: Send + Sync + 'static {
@@ -18,27 +19,145 @@ pub trait SecretStore: Send + Sync + 'static {
     fn delete(&self, name: &str) -> Result<()>;
 }
 
-/// The OS keyring through the `keyring` crate (Secret Service on Linux).
+/// The OS keyring: the freedesktop Secret Service on Linux (gnome-keyring,
+/// KWallet), spoken to directly over D-Bus.
 ///
 /// Entries are `(service, name)` pairs; `service` separates installations
 /// (and test runs) sharing one keyring.
-#[derive(Debug, Clone)]
+///
+/// One D-Bus connection and one encrypted (Diffie-Hellman, AES) Secret
+/// Service session are opened on first use and shared by every clone of the
+/// store: opening them costs a key exchange and several round trips, which
+/// the `keyring` crate paid on every call (13 to 25 ms each). Calls are
+/// serialized on that connection (the blocking D-Bus client is not `Sync`,
+/// and gnome-keyring answers one request at a time anyway). A call that
+/// fails with a D-Bus error is retried once on a fresh connection and
+/// session, so a restarted keyring daemon or a dropped bus connection heals
+/// by itself.
+///
+/// Items are the ones the `keyring` 3 crate writes, so entries written by
+/// earlier versions of the app load unchanged (and the other way round):
+/// attributes `service`, `username` (= `name`), `target` = `default`,
+/// `application`; new items go to the default collection; lookups search
+/// every collection by `service`, `username` and `target`.
+#[derive(Clone)]
 pub struct KeyringSecretStore {
     service: String,
+    connection: Arc<Mutex<Option<SecretService>>>,
+}
+
+impl std::fmt::Debug for KeyringSecretStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyringSecretStore")
+            .field("service", &self.service)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The keyring service name of the product.
 pub const DEFAULT_KEYRING_SERVICE: &str = "wa-device-admin";
 
+/// The `target` attribute `keyring` 3 gives entries created without one.
+const KEYRING_TARGET: &str = "default";
+/// The `application` attribute `keyring` 3 writes (informational only:
+/// lookups do not use it).
+const KEYRING_APPLICATION: &str = "rust-keyring";
+const SECRET_CONTENT_TYPE: &str = "text/plain";
+
 impl KeyringSecretStore {
     pub fn new(service: impl Into<String>) -> KeyringSecretStore {
         KeyringSecretStore {
             service: service.into(),
+            connection: Arc::new(Mutex::new(None)),
         }
     }
 
-    fn entry(&self, name: &str) -> Result<keyring::Entry> {
-        keyring::Entry::new(&self.service, name).map_err(map_keyring_error)
+    /// The service name the entries are stored under.
+    pub fn service(&self) -> &str {
+        &self.service
+    }
+
+    /// Drops the shared connection and session; the next call opens new
+    /// ones. For tests of the reconnect path; never needed otherwise.
+    pub fn disconnect(&self) {
+        *self.connection.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    fn search_attributes<'a>(&'a self, name: &'a str) -> HashMap<&'a str, &'a str> {
+        HashMap::from([
+            ("service", self.service.as_str()),
+            ("username", name),
+            ("target", KEYRING_TARGET),
+        ])
+    }
+
+    /// Runs `op` on the shared connection, opening it if needed. A D-Bus
+    /// failure (daemon restarted, bus connection lost, session gone) drops
+    /// the connection and retries `op` once on a fresh one; any other error,
+    /// or a second failure, is returned.
+    fn with_service<T>(
+        &self,
+        op: impl Fn(&SecretService) -> std::result::Result<T, ss::Error>,
+    ) -> Result<T> {
+        let mut connection = self.connection.lock().unwrap_or_else(|p| p.into_inner());
+        let mut retried = false;
+        loop {
+            let service = match connection.as_ref() {
+                Some(service) => service,
+                None => connection.insert(
+                    SecretService::connect(EncryptionType::Dh).map_err(map_secret_service_error)?,
+                ),
+            };
+            match op(service) {
+                Ok(value) => return Ok(value),
+                Err(ss::Error::Dbus(_)) if !retried => {
+                    retried = true;
+                    *connection = None;
+                }
+                Err(e) => return Err(map_secret_service_error(e)),
+            }
+        }
+    }
+}
+
+/// The items matching a search, unlocking locked ones (which may prompt,
+/// as the `keyring` crate does).
+fn matching_items<'a>(
+    service: &'a SecretService,
+    attributes: HashMap<&str, &str>,
+) -> std::result::Result<Vec<Item<'a>>, ss::Error> {
+    let found = service.search_items(attributes)?;
+    for item in &found.locked {
+        item.unlock()?;
+    }
+    let mut items = found.unlocked;
+    items.extend(found.locked);
+    Ok(items)
+}
+
+/// Maps a Secret Service error to ours. Written variant by variant: no
+/// error is ever formatted wholesale, so no secret can reach a message.
+fn map_secret_service_error(err: ss::Error) -> ServiceError {
+    match err {
+        ss::Error::Dbus(e) => ServiceError::keyring_unavailable(format!(
+            "D-Bus: {}: {}",
+            e.name().unwrap_or("unknown error"),
+            e.message().unwrap_or("")
+        )),
+        ss::Error::Unavailable => {
+            ServiceError::keyring_unavailable("no D-Bus session or Secret Service provider found")
+        }
+        ss::Error::Locked => ServiceError::keyring_unavailable("the keyring is locked"),
+        ss::Error::Prompt => {
+            ServiceError::keyring_unavailable("the keyring unlock prompt was dismissed")
+        }
+        ss::Error::NoResult => {
+            ServiceError::keyring_unavailable("the keyring has no default collection")
+        }
+        ss::Error::Crypto(_) => {
+            ServiceError::internal("the Secret Service session could not decrypt a secret")
+        }
+        _ => ServiceError::internal("unexpected Secret Service error"),
     }
 }
 
@@ -48,6 +167,9 @@ impl Default for KeyringSecretStore {
     }
 }
 
+/// Maps an error of the `keyring` crate to ours (the store no longer uses
+/// that crate; kept for callers that still do).
+///
 /// Maps a keyring error to ours. Written variant by variant because some
 /// variants carry the secret itself (`BadEncoding`): no keyring error is ever
 /// formatted wholesale.
@@ -75,25 +197,54 @@ pub fn map_keyring_error(err: keyring::Error) -> ServiceError {
 
 impl SecretStore for KeyringSecretStore {
     fn get(&self, name: &str) -> Result<Option<Vec<u8>>> {
-        match self.entry(name)?.get_secret() {
-            Ok(secret) => Ok(Some(secret)),
-            Err(keyring::Error::NoEntry) => Ok(None),
-            Err(e) => Err(map_keyring_error(e)),
-        }
+        let found = self.with_service(|service| {
+            let items = matching_items(service, self.search_attributes(name))?;
+            match items.as_slice() {
+                [] => Ok(Ok(None)),
+                [item] => Ok(Ok(Some(item.get_secret()?))),
+                more => Ok(Err(more.len())),
+            }
+        })?;
+        found.map_err(ambiguous_error)
     }
 
     fn set(&self, name: &str, secret: &[u8]) -> Result<()> {
-        self.entry(name)?
-            .set_secret(secret)
-            .map_err(map_keyring_error)
+        let done = self.with_service(|service| {
+            let items = matching_items(service, self.search_attributes(name))?;
+            match items.as_slice() {
+                // Update in place, as `keyring` 3 does, so an entry another
+                // client created keeps its identity.
+                [item] => item.set_secret(secret, SECRET_CONTENT_TYPE).map(Ok),
+                [] => {
+                    let collection = service.get_default_collection()?;
+                    collection.ensure_unlocked()?;
+                    let mut attributes = self.search_attributes(name);
+                    attributes.insert("application", KEYRING_APPLICATION);
+                    let label =
+                        format!("{name}@{}:{KEYRING_TARGET} (wa-device-admin)", self.service);
+                    collection
+                        .create_item(&label, attributes, secret, true, SECRET_CONTENT_TYPE)
+                        .map(|_| Ok(()))
+                }
+                more => Ok(Err(more.len())),
+            }
+        })?;
+        done.map_err(ambiguous_error)
     }
 
     fn delete(&self, name: &str) -> Result<()> {
-        match self.entry(name)?.delete_credential() {
-            Ok(()) | Err(keyring::Error::NoEntry) => Ok(()),
-            Err(e) => Err(map_keyring_error(e)),
-        }
+        // Every match goes: a logout must leave no entry of the device.
+        self.with_service(|service| {
+            for item in matching_items(service, self.search_attributes(name))? {
+                item.delete()?;
+            }
+            Ok(())
+        })
     }
+}
+
+fn ambiguous_error(count: usize) -> ServiceError {
+    ServiceError::internal(format!("{count} keyring entries match one name"))
 }
 
 /// Secrets in process memory: for unit tests of logic that needs some store.
