@@ -71,6 +71,18 @@ export type DeviceRemovedEvent = { device_id: string, };
 
 export type NoticeEvent = { device_id: string, reason: StateReason, message: string, };
 
-export type ApiStatus = { enabled: boolean, listen: string, user: string | null, serving_at: string | null, problem: string | null, };
+export type ApiStatus = { enabled: boolean, listen: string, 
+/**
+ * The user of the password in the keyring, if one is stored.
+ */
+user: string | null, 
+/**
+ * Where the API answers now (`http://127.0.0.1:3000`), if it runs.
+ */
+serving_at: string | null, 
+/**
+ * Why it does not run although enabled (port taken, keyring locked).
+ */
+problem: string | null, };
 
 export type ApiSettingsUpdate = { enabled: boolean, listen: string, user: string, password?: string, };
