@@ -255,18 +255,74 @@ pub fn router(state: AppState, config: &ApiConfig) -> Router {
         )
 }
 
-/// A declared body over the limit is refused before anything else runs
-/// (authentication included); a chunked one is cut off while it is read.
+/// Bodies past this many bytes are not read to the end before the 413.
+const DRAIN_LIMIT: u64 = 1024 * 1024;
+/// Upper bound for receiving a body; a client sending slower gets 408.
+const BODY_READ_TIME: Duration = Duration::from_secs(30);
+
+/// Receives the whole body before anything else runs (authentication
+/// included) and refuses one over the limit. The rest of an oversized body is
+/// read and dropped (up to `DRAIN_LIMIT`) before the 413 goes out: a server
+/// that answers and closes while the client is still sending makes the
+/// client's TCP stack see a reset, and the client then reports a broken
+/// connection instead of the 413.
 async fn refuse_large_bodies(request: Request, next: Next, limit: usize) -> Response {
+    use http_body_util::BodyExt;
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > limit as u64) {
+    if declared.is_some_and(|len| len > DRAIN_LIMIT) {
         return ApiError::payload_too_large(limit).into_response();
     }
-    next.run(request).await
+    let (parts, mut body) = request.into_parts();
+    let mut kept: Vec<u8> = Vec::new();
+    let mut over = declared.is_some_and(|len| len > limit as u64);
+    let read = tokio::time::timeout(BODY_READ_TIME, async {
+        let mut seen: u64 = 0;
+        while let Some(frame) = body.frame().await {
+            let Ok(data) = frame?.into_data() else {
+                continue; // trailers
+            };
+            seen += data.len() as u64;
+            if seen > DRAIN_LIMIT {
+                break;
+            }
+            if !over {
+                if kept.len() + data.len() > limit {
+                    over = true;
+                    kept = Vec::new();
+                } else {
+                    kept.extend_from_slice(&data);
+                }
+            }
+        }
+        Ok::<(), axum::Error>(())
+    })
+    .await;
+    match read {
+        _ if over => ApiError::payload_too_large(limit).into_response(),
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "REQUEST_TIMEOUT",
+            format!(
+                "the request body did not arrive within {} s",
+                BODY_READ_TIME.as_secs()
+            ),
+        )
+        .into_response(),
+        Ok(Err(_)) => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            "the request body could not be read",
+        )
+        .into_response(),
+        Ok(Ok(())) => {
+            next.run(Request::from_parts(parts, axum::body::Body::from(kept)))
+                .await
+        }
+    }
 }
 
 fn overload_error(err: tower::BoxError) -> ApiError {
