@@ -130,7 +130,9 @@ async fn qr_login_and_logout(theme: &str) {
     let server = LoopbackSimulator::start().await;
     let app = server.app(theme).await;
     assert_theme(&app, theme).await;
-    let id = "front-desk";
+    // One id per theme: the light and dark runs go at once and share the
+    // keyring, so the same id would let one see the other's entry.
+    let id = &format!("front-desk-{theme}");
     add_device(&app, id, "Front desk", theme, true).await;
 
     app.click_button(&card(id), "Log in with QR").await;
@@ -216,7 +218,7 @@ async fn qr_login_and_logout(theme: &str) {
 async fn code_login_removal_reconnect_delete(theme: &str) {
     let server = LoopbackSimulator::start().await;
     let app = server.app(theme).await;
-    let id = "sales-1";
+    let id = &format!("sales-{theme}");
     add_device(&app, id, "Sales", theme, false).await;
 
     app.click_button(&card(id), "Log in with code").await;
@@ -319,7 +321,7 @@ async fn keyring_banner(theme: &str) {
             .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus"),
     )
     .await;
-    let id = "no-keyring";
+    let id = &format!("no-keyring-{theme}");
     add_device(&app, id, "Kiosk", theme, false).await;
     app.click_button(&card(id), "Log in with QR").await;
     app.wait_for_text(
