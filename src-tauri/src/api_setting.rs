@@ -97,10 +97,15 @@ impl ApiSetting {
             return;
         }
         let mut running = self.running.lock().await;
-        let result = match parse_listen(&settings.listen) {
-            Ok(addr) => self.start(addr).await,
-            Err(err) => Err(err),
-        };
+        let result = async {
+            let addr = parse_listen(&settings.listen)?;
+            let credential = self
+                .credentials
+                .load()?
+                .ok_or_else(|| invalid("set a password to serve the API"))?;
+            self.start(addr, credential).await
+        }
+        .await;
         match result {
             Ok(api) => {
                 *running = Some(api);
@@ -151,19 +156,21 @@ impl ApiSetting {
             ),
             _ => None,
         };
-        let stored = self.credentials.load()?;
-        if update.enabled && new_credential.is_none() {
-            match &stored {
-                None => return Err(invalid("set a password to serve the API")),
-                Some(c) if c.user() != user => {
-                    return Err(invalid("type the password again to change the user name"));
-                }
-                Some(_) => {}
-            }
-        }
         if let Some(credential) = &new_credential {
             self.credentials.save(credential)?;
         }
+        let credential = match new_credential {
+            Some(credential) => Some(credential),
+            None => self.credentials.load()?,
+        };
+        let credential = match credential {
+            Some(c) if c.user() == user => Some(c),
+            Some(_) if update.enabled => {
+                return Err(invalid("type the password again to change the user name"));
+            }
+            None if update.enabled => return Err(invalid("set a password to serve the API")),
+            _ => None,
+        };
 
         let mut running = self.running.lock().await;
         if let Some(api) = running.take() {
@@ -173,8 +180,8 @@ impl ApiSetting {
             enabled: false,
             listen: addr.to_string(),
         };
-        if update.enabled {
-            let api = self.start(addr).await?;
+        if let Some(credential) = credential.filter(|_| update.enabled) {
+            let api = self.start(addr, credential).await?;
             *running = Some(api);
             settings.enabled = true;
         }
@@ -184,11 +191,11 @@ impl ApiSetting {
         Ok(self.status().await)
     }
 
-    async fn start(&self, addr: SocketAddr) -> Result<RunningApi, ServiceError> {
-        let credential = self
-            .credentials
-            .load()?
-            .ok_or_else(|| invalid("set a password to serve the API"))?;
+    async fn start(
+        &self,
+        addr: SocketAddr,
+        credential: Credential,
+    ) -> Result<RunningApi, ServiceError> {
         let mut config = ApiConfig::new(vec![credential]);
         config.listen = addr;
         ApiServer::start(self.service.clone(), config)

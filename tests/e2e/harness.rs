@@ -111,16 +111,20 @@ impl AppSession {
         session
     }
 
-    /// The rendered text of the first element matching `css` (its `innerText`:
-    /// what a person sees, not hidden markup), waiting up to 10 s for it.
-    pub async fn text_of(&self, css: &str) -> String {
-        let element = self
-            .client
+    /// The first element matching `css`, waiting up to 10 s for it.
+    pub async fn element(&self, css: &str) -> fantoccini::elements::Element {
+        self.client
             .wait()
             .at_most(Duration::from_secs(10))
             .for_element(Locator::Css(css))
             .await
-            .unwrap_or_else(|error| panic!("no element matches {css}: {error}"));
+            .unwrap_or_else(|error| panic!("no element matches {css}: {error}"))
+    }
+
+    /// The rendered text of the first element matching `css` (its `innerText`:
+    /// what a person sees, not hidden markup), waiting up to 10 s for it.
+    pub async fn text_of(&self, css: &str) -> String {
+        let element = self.element(css).await;
         element
             .prop("innerText")
             .await
@@ -173,12 +177,8 @@ impl AppSession {
 
     /// Types `text` into the first element matching `css`.
     pub async fn type_into(&self, css: &str, text: &str) {
-        self.client
-            .wait()
-            .at_most(Duration::from_secs(10))
-            .for_element(Locator::Css(css))
+        self.element(css)
             .await
-            .unwrap_or_else(|error| panic!("no element matches {css}: {error}"))
             .send_keys(text)
             .await
             .unwrap_or_else(|error| panic!("cannot type into {css}: {error}"));
@@ -186,12 +186,8 @@ impl AppSession {
 
     /// Clicks the first element matching `css` (a checkbox, a link).
     pub async fn click_on(&self, css: &str) {
-        self.client
-            .wait()
-            .at_most(Duration::from_secs(10))
-            .for_element(Locator::Css(css))
+        self.element(css)
             .await
-            .unwrap_or_else(|error| panic!("no element matches {css}: {error}"))
             .click()
             .await
             .unwrap_or_else(|error| panic!("cannot click {css}: {error}"));
@@ -199,13 +195,7 @@ impl AppSession {
 
     /// Replaces the value of the first input matching `css` with `text`.
     pub async fn clear_and_type(&self, css: &str, text: &str) {
-        let input = self
-            .client
-            .wait()
-            .at_most(Duration::from_secs(10))
-            .for_element(Locator::Css(css))
-            .await
-            .unwrap_or_else(|error| panic!("no element matches {css}: {error}"));
+        let input = self.element(css).await;
         input
             .clear()
             .await
@@ -219,13 +209,7 @@ impl AppSession {
     /// Clicks the button with exactly the visible text `label` inside the
     /// first element matching `scope`.
     pub async fn click_button(&self, scope: &str, label: &str) {
-        let scope_element = self
-            .client
-            .wait()
-            .at_most(Duration::from_secs(10))
-            .for_element(Locator::Css(scope))
-            .await
-            .unwrap_or_else(|error| panic!("no element matches {scope}: {error}"));
+        let scope_element = self.element(scope).await;
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let buttons = scope_element
