@@ -574,9 +574,68 @@ impl Session {
                 None => Some(iq_error(&id, 400, "bad-request")),
             },
             ("w:sync:app:state", _) => Some(answer_app_state_sync(&id, child)),
+            ("encrypt", "registration") => Some(self.answer_pre_key_upload(&id, iq)),
+            ("encrypt", "count") => Some(self.answer_pre_key_count(&id)),
+            // A signed pre-key rotation: accepted, nothing to model.
+            ("encrypt", "rotate") => Some(result(&id).build()),
             _ => Some(iq_error(&id, 501, "feature-not-implemented")),
         };
         Ok(reply)
+    }
+
+    /// The pre-key upload after a login. WhatsApp accepts it and the client
+    /// then remembers that the server has its keys; refusing it (as any
+    /// unmodelled IQ is) would make the client generate and upload a fresh
+    /// batch of 812 keys at every reconnect, which WhatsApp never causes.
+    fn answer_pre_key_upload(&mut self, id: &str, iq: &Node) -> Node {
+        let Some(jid) = self.jid.clone() else {
+            return iq_error(id, 401, "not-authorized");
+        };
+        let uploaded = iq
+            .children()
+            .and_then(|c| c.iter().find(|n| n.tag == "list"))
+            .and_then(|list| list.children())
+            .map_or(0, |keys| u32::try_from(keys.len()).unwrap_or(u32::MAX));
+        let known = self.sim.with_state(|s| {
+            let device = s
+                .phones
+                .get_mut(jid.user.as_str())
+                .and_then(|phone| phone.linked.get_mut(&jid.device));
+            let known = device
+                .map(|d| d.pre_keys = d.pre_keys.saturating_add(uploaded))
+                .is_some();
+            if known {
+                s.events.push(SimEvent::PreKeysUploaded {
+                    jid: jid.to_string(),
+                    count: uploaded,
+                });
+            }
+            known
+        });
+        if known {
+            result(id).build()
+        } else {
+            iq_error(id, 401, "not-authorized")
+        }
+    }
+
+    fn answer_pre_key_count(&mut self, id: &str) -> Node {
+        let count = self.jid.as_ref().and_then(|jid| {
+            self.sim.read_state(|s| {
+                s.phones
+                    .get(jid.user.as_str())
+                    .and_then(|phone| phone.linked.get(&jid.device))
+                    .map(|d| d.pre_keys)
+            })
+        });
+        match count {
+            Some(count) => result(id)
+                .children([NodeBuilder::new("count")
+                    .attr("value", count.to_string())
+                    .build()])
+                .build(),
+            None => iq_error(id, 401, "not-authorized"),
+        }
     }
 
     fn answer_logout(&mut self, id: &str) -> Option<Node> {

@@ -119,6 +119,9 @@ pub struct LinkedDevice {
     pub key_index: u32,
     /// `qr` or `code`.
     pub linked_with: &'static str,
+    /// One-time pre-keys the companion uploaded (`encrypt` IQ), as WhatsApp
+    /// keeps them for senders that start a session with it.
+    pub pre_keys: u32,
     #[serde(skip)]
     pub(crate) noise_key: [u8; 32],
 }
@@ -153,6 +156,8 @@ pub enum SimEvent {
         device: u16,
         reason: u16,
     },
+    /// `jid` uploaded `count` one-time pre-keys.
+    PreKeysUploaded { jid: String, count: u32 },
     /// `jid` was unlinked, by the companion's logout or from the phone.
     Unlinked { jid: String, by: &'static str },
     /// The server answered `remove-companion-device` without unlinking.
@@ -923,6 +928,7 @@ impl Phone {
                 lid,
                 key_index,
                 linked_with: ticket.with,
+                pre_keys: 0,
                 noise_key: ticket.noise_key,
             },
             companion_identity: ticket.companion_identity,

@@ -162,6 +162,29 @@ pub async fn reconnect_with_ik(target: &Target) {
     client.stop().await;
 }
 
+/// WhatsApp keeps a companion's one-time pre-keys: the client uploads a batch
+/// after its first login, and a reconnect does not upload (nor generate)
+/// another one.
+pub async fn pre_keys_uploaded_once(target: &Target) {
+    let (client, jid, backend) = pair(target).await;
+    let deadline = Instant::now() + WAIT;
+    while sim_events(target, "pre_keys_uploaded", &jid).await.is_empty() {
+        assert!(Instant::now() < deadline, "no pre-key upload after pairing");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    client.stop().await;
+    target.wait_offline(&jid).await;
+    let client = target.client(&backend, ClientOptions::default()).await;
+    client.wait_connected(1).await;
+    target.wait_online(&jid).await;
+    // The upload runs right after `Connected`; a repeat would show by now.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let uploads = sim_events(target, "pre_keys_uploaded", &jid).await;
+    assert_eq!(uploads.len(), 1, "{uploads:?}");
+    assert!(uploads[0]["count"].as_u64().unwrap_or(0) > 0, "{uploads:?}");
+    client.stop().await;
+}
+
 pub async fn reconnect_after_server_key_change(target: &Target) {
     let (client, jid, backend) = pair(target).await;
     client.stop().await;

@@ -31,6 +31,7 @@ both_ways!(
     pairing_code,
     wrong_pairing_code,
     reconnect_with_ik,
+    pre_keys_uploaded_once,
     reconnect_after_server_key_change,
     logout,
     logout_answered_with_error,
