@@ -9,6 +9,7 @@
 //! binary serves the same simulator on a loopback WebSocket with an HTTP
 //! control API ([`serve`]).
 
+mod control;
 mod error;
 mod in_process;
 mod noise;
@@ -17,6 +18,7 @@ mod serve;
 mod session;
 mod sim;
 
+pub use control::ControlClient;
 pub use error::{PhoneError, SimError, WaitTimeout};
 pub use in_process::InProcessTransportFactory;
 pub use noise::HandshakeKind;

@@ -168,7 +168,10 @@ pub async fn reconnect_with_ik(target: &Target) {
 pub async fn pre_keys_uploaded_once(target: &Target) {
     let (client, jid, backend) = pair(target).await;
     let deadline = Instant::now() + WAIT;
-    while sim_events(target, "pre_keys_uploaded", &jid).await.is_empty() {
+    while sim_events(target, "pre_keys_uploaded", &jid)
+        .await
+        .is_empty()
+    {
         assert!(Instant::now() < deadline, "no pre-key upload after pairing");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::watch;
 use wa_sim::{Fault, Simulator};
 use whatsapp_rust::bot::{Bot, BotHandle};
@@ -302,7 +302,7 @@ impl Drop for TestClient {
 pub struct BinarySim {
     child: tokio::process::Child,
     ws_url: String,
-    control: String,
+    control: wa_sim::ControlClient,
 }
 
 impl BinarySim {
@@ -322,11 +322,8 @@ impl BinarySim {
             .expect("wa-sim stdout readable");
         let ready: Value = serde_json::from_str(&line).expect("one JSON line");
         let ws_url = ready["ws_url"].as_str().expect("ws_url").to_string();
-        let control = ready["control_url"]
-            .as_str()
-            .expect("control_url")
-            .trim_start_matches("http://")
-            .to_string();
+        let control =
+            wa_sim::ControlClient::new(ready["control_url"].as_str().expect("control_url"));
         assert!(ws_url.starts_with("ws://127.0.0.1:") && ws_url.ends_with("/ws/chat"));
         Self {
             child,
@@ -346,36 +343,12 @@ impl BinarySim {
             .expect("wa-sim exit status")
     }
 
-    /// One HTTP/1.1 request to the control API; returns status and JSON body.
+    /// One request to the control API; returns status and JSON body.
     pub async fn http(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
-        let body = body.map(Value::to_string).unwrap_or_default();
-        let mut stream = tokio::net::TcpStream::connect(&self.control)
+        self.control
+            .request(method, path, body)
             .await
-            .expect("control API reachable");
-        let request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            self.control,
-            body.len()
-        );
-        stream
-            .write_all(request.as_bytes())
-            .await
-            .expect("request sent");
-        let mut response = Vec::new();
-        stream
-            .read_to_end(&mut response)
-            .await
-            .expect("response read");
-        let response = String::from_utf8_lossy(&response);
-        let (head, body) = response.split_once("\r\n\r\n").expect("HTTP response");
-        let status: u16 = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .expect("status code");
-        let body = serde_json::from_str(body).unwrap_or(Value::Null);
-        (status, body)
+            .expect("control API reachable")
     }
 }
 
