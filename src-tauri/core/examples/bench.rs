@@ -8,9 +8,14 @@
 //! Prints: login request to first QR; pairing to `logged_in` (the client's
 //! fixed 10 s post-pairing wait excluded); logout p50/p99 with the unlink
 //! confirmed; and for each N, start-up restore time to all `logged_in`, RSS
-//! and idle CPU, plus memory per connected device. RSS and CPU are of this
-//! process alone (the service and its whatsapp-rust clients); the simulator's
-//! share of the machine is not counted, but it competes for the same cores.
+//! and idle CPU, plus memory per connected device.
+//!
+//! The restore runs in a fresh process (this binary with `--restore`), as
+//! the app's start-up does: its RSS and CPU are of the service and its
+//! whatsapp-rust clients alone. The simulator's CPU during the restore and
+//! how busy the whole machine was are printed beside it: on a small machine
+//! the simulator, the Secret Service and the service share the cores.
+//! `BENCH_CONCURRENCY=N` overrides `ServiceConfig::restore_concurrency`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -43,6 +48,9 @@ fn config(
     let mut config = ServiceConfig::new(data, Arc::clone(secrets));
     config.server = ServerEndpoint::WebSocketUrl(ws_url.to_owned());
     config.client_time_factor = time_factor;
+    if let Ok(n) = std::env::var("BENCH_CONCURRENCY") {
+        config.restore_concurrency = n.parse().unwrap();
+    }
     config
 }
 
@@ -63,7 +71,28 @@ fn rss_kib() -> u64 {
 
 /// CPU time of this process (user + system), in clock ticks of 10 ms.
 fn cpu_ticks() -> u64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    cpu_ticks_of("self")
+}
+
+/// Busy and total time of the whole machine, in ticks (from /proc/stat).
+fn machine_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap();
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .skip(1)
+        .map(|f| f.parse().unwrap())
+        .collect();
+    let total: u64 = fields.iter().sum();
+    // idle and iowait are fields 4 and 5 of the `cpu` line.
+    (total - fields[3] - fields[4], total)
+}
+
+/// CPU time of process `pid` ("self" for this one), in ticks of 10 ms.
+fn cpu_ticks_of(pid: &str) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     let after_name = &stat[stat.rfind(')').unwrap() + 2..];
     let fields: Vec<&str> = after_name.split_whitespace().collect();
     // Fields 14 and 15 of stat (utime, stime), counted from 3 here.
@@ -194,6 +223,7 @@ async fn measure_restore(
     data: &std::path::Path,
     secrets: &Arc<dyn SecretStore>,
     keyring_service: &str,
+    simulator_pid: u32,
     n: usize,
 ) -> u64 {
     let ids = {
@@ -249,6 +279,7 @@ async fn measure_restore(
         .arg(data)
         .arg(ws_url)
         .arg(keyring_service)
+        .arg(simulator_pid.to_string())
         .stderr(std::process::Stdio::inherit())
         .output()
         .await
@@ -256,7 +287,7 @@ async fn measure_restore(
     assert!(output.status.success(), "the restore process failed");
     let figures: RestoreFigures = serde_json::from_slice(&output.stdout).unwrap();
     println!(
-        "N = {n}: restore to all logged_in {:?}{} using {:?} of CPU; RSS {} MiB; idle CPU {:.2} % of one core (targets for 1000: < 3 s, < 400 MB, < 2 %); load average before: {}",
+        "N = {n}: restore to all logged_in {:?}{} using {:?} of CPU (the simulator: {:?}; all cores busy {:.0} %); RSS {} MiB; idle CPU {:.2} % of one core (targets for 1000: < 3 s, < 400 MB, < 2 %); load average before: {}",
         Duration::from_millis(figures.restore_ms),
         if figures.all_logged_in == n {
             String::new()
@@ -264,6 +295,8 @@ async fn measure_restore(
             format!(" (ONLY {} of {n} logged in)", figures.all_logged_in)
         },
         Duration::from_millis(figures.restore_cpu_ms),
+        Duration::from_millis(figures.simulator_cpu_ms),
+        figures.machine_busy_percent,
         figures.rss_kib / 1024,
         figures.idle_cpu_percent,
         load.split_whitespace()
@@ -284,6 +317,8 @@ async fn measure_restore(
 struct RestoreFigures {
     restore_ms: u64,
     restore_cpu_ms: u64,
+    simulator_cpu_ms: u64,
+    machine_busy_percent: f64,
     all_logged_in: usize,
     rss_kib: u64,
     idle_cpu_percent: f64,
@@ -292,10 +327,17 @@ struct RestoreFigures {
 /// The restore process: opens the service on `data` (which restores every
 /// linked device), waits for all of them to be `logged_in`, then measures
 /// RSS and idle CPU and prints them as JSON.
-async fn run_restore(data: &std::path::Path, ws_url: &str, keyring_service: &str) {
+async fn run_restore(
+    data: &std::path::Path,
+    ws_url: &str,
+    keyring_service: &str,
+    simulator_pid: &str,
+) {
     let secrets: Arc<dyn SecretStore> = Arc::new(KeyringSecretStore::new(keyring_service));
     let started = Instant::now();
     let ticks = cpu_ticks();
+    let simulator_ticks = cpu_ticks_of(simulator_pid);
+    let machine = machine_ticks();
     let service = DeviceService::open(config(ws_url, data, &secrets, 1))
         .await
         .unwrap();
@@ -310,6 +352,10 @@ async fn run_restore(data: &std::path::Path, ws_url: &str, keyring_service: &str
     let all_in = wait_logged_in(&service, &mut events, &ids, Duration::from_secs(120)).await;
     let restore = started.elapsed();
     let restore_cpu_ms = (cpu_ticks() - ticks) * 10;
+    let simulator_cpu_ms = (cpu_ticks_of(simulator_pid) - simulator_ticks) * 10;
+    let machine_after = machine_ticks();
+    let machine_busy_percent =
+        (machine_after.0 - machine.0) as f64 * 100.0 / (machine_after.1 - machine.1).max(1) as f64;
     let logged_in = if all_in {
         ids.len()
     } else {
@@ -330,6 +376,8 @@ async fn run_restore(data: &std::path::Path, ws_url: &str, keyring_service: &str
     let figures = RestoreFigures {
         restore_ms: restore.as_millis() as u64,
         restore_cpu_ms,
+        simulator_cpu_ms,
+        machine_busy_percent,
         all_logged_in: logged_in,
         rss_kib,
         idle_cpu_percent,
@@ -390,7 +438,7 @@ async fn main() {
     }
     if first.as_deref() == Some("--restore") {
         let args: Vec<String> = std::env::args().skip(2).collect();
-        run_restore(std::path::Path::new(&args[0]), &args[1], &args[2]).await;
+        run_restore(std::path::Path::new(&args[0]), &args[1], &args[2], &args[3]).await;
         return;
     }
     let sizes: Vec<usize> = first
@@ -398,7 +446,8 @@ async fn main() {
         .split(',')
         .map(|n| n.parse().expect("device counts like 1,100,1000"))
         .collect();
-    let (_simulator, ws_url, sim) = start_simulator().await;
+    let (simulator, ws_url, sim) = start_simulator().await;
+    let simulator_pid = simulator.id().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let keyring_service = format!("wa-device-admin-bench-{}", std::process::id());
     let secrets: Arc<dyn SecretStore> = Arc::new(KeyringSecretStore::new(keyring_service.clone()));
@@ -459,7 +508,16 @@ async fn main() {
     let mut rss_by_size = Vec::new();
     for &n in &sizes {
         let data = dir.path().join(format!("restore-{n}"));
-        let rss = measure_restore(&ws_url, &sim, &data, &secrets, &keyring_service, n).await;
+        let rss = measure_restore(
+            &ws_url,
+            &sim,
+            &data,
+            &secrets,
+            &keyring_service,
+            simulator_pid,
+            n,
+        )
+        .await;
         rss_by_size.push((n, rss));
     }
     if let (Some((n0, r0)), Some((n1, r1))) = (rss_by_size.first(), rss_by_size.last())
