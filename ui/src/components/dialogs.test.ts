@@ -129,6 +129,100 @@ describe("delete confirmation", () => {
   });
 });
 
+describe("rename", () => {
+  it("starts with the label selected, saves, and the card shows the new label", async () => {
+    const backend = fakeBackend([device()], {
+      // Like the backend: the rename is announced as a change, then returned.
+      renameDevice: (id, label) => {
+        const renamed = device({ id, label: label.trim() });
+        backend.emit.deviceChanged(renamed);
+        return Promise.resolve(renamed);
+      },
+    });
+    render(AppHarness, { backend });
+    await openFrom("Support desk", "Rename…");
+    const dialog = screen.getByTestId("rename-dialog");
+    expect(within(dialog).getByRole("heading")).toHaveTextContent("Rename “Support desk”");
+    const field = within(dialog).getByRole("textbox", { name: /^Label/ }) as HTMLInputElement;
+    expect(field).toHaveFocus();
+    expect(field).toHaveValue("Support desk");
+    expect([field.selectionStart, field.selectionEnd]).toEqual([0, "Support desk".length]);
+    expect(field).toHaveAccessibleDescription(
+      "Shown on the card. When empty, the card shows the id.",
+    );
+    const save = within(dialog).getByRole("button", { name: "Save" });
+    expect(save).toBeDisabled();
+
+    await fireEvent.input(field, { target: { value: "  Reception " } });
+    expect(save).toBeEnabled();
+    // What Enter in the field does; jsdom has no implicit form submission.
+    await fireEvent.submit(field.form as HTMLFormElement);
+    expect(backend.renameDevice).toHaveBeenCalledWith("support-1", "  Reception ");
+    await waitFor(() => expect(screen.queryByTestId("rename-dialog")).not.toBeInTheDocument());
+    const card = (await screen.findByText("Reception")).closest("li") as HTMLElement;
+    expect(card).toHaveAttribute("data-device-id", "support-1");
+    expect(screen.queryByText("Support desk")).not.toBeInTheDocument();
+    expect(await screen.findByRole("status")).toHaveTextContent(
+      "Renamed “Support desk” to “Reception”.",
+    );
+  });
+
+  it("disables Save and says why while the label breaks the backend's rule", async () => {
+    const backend = fakeBackend([device()]);
+    render(AppHarness, { backend });
+    await openFrom("Support desk", "Rename…");
+    const dialog = screen.getByTestId("rename-dialog");
+    const field = within(dialog).getByRole("textbox", { name: /^Label/ });
+    const save = within(dialog).getByRole("button", { name: "Save" });
+
+    const cases: [string, string][] = [
+      ["x".repeat(101), "At most 100 characters."],
+      ["Front\u0007desk", "No control characters."],
+    ];
+    for (const [value, message] of cases) {
+      await fireEvent.input(field, { target: { value } });
+      expect(field).toHaveAttribute("aria-invalid", "true");
+      expect(field).toHaveAccessibleDescription(message);
+      expect(save).toBeDisabled();
+    }
+    // Surrounding spaces are trimmed, so 100 characters between them are fine.
+    await fireEvent.input(field, { target: { value: ` ${"é".repeat(100)} ` } });
+    expect(field).toHaveAttribute("aria-invalid", "false");
+    expect(save).toBeEnabled();
+
+    await fireEvent.keyDown(dialog, { key: "Escape" });
+    expect(screen.queryByTestId("rename-dialog")).not.toBeInTheDocument();
+    expect(backend.renameDevice).not.toHaveBeenCalled();
+  });
+
+  it("shows the backend's error with its code and keeps the dialog and the typed text", async () => {
+    let fail: (reason: unknown) => void = () => {};
+    const backend = fakeBackend([device()], {
+      renameDevice: () => new Promise((_, reject) => (fail = reject)),
+    });
+    render(AppHarness, { backend });
+    await openFrom("Support desk", "Rename…");
+    const dialog = screen.getByTestId("rename-dialog");
+    const field = within(dialog).getByRole("textbox", { name: /^Label/ });
+    await fireEvent.input(field, { target: { value: "Reception" } });
+    await fireEvent.click(within(dialog).getByRole("button", { name: "Save" }));
+
+    const saving = within(dialog).getByRole("button", { name: "Saving…" });
+    expect(saving).toBeDisabled();
+    expect(within(dialog).getByRole("button", { name: "Cancel" })).toBeDisabled();
+    await fireEvent.keyDown(dialog, { key: "Escape" });
+    expect(screen.getByTestId("rename-dialog")).toBeInTheDocument();
+
+    fail({ code: "not_found", message: 'no device "support-1"' });
+    expect(await within(dialog).findByRole("alert")).toHaveTextContent(
+      'Not found: no device "support-1" (code not_found)',
+    );
+    expect(screen.getByTestId("rename-dialog")).toBeInTheDocument();
+    expect(field).toHaveValue("Reception");
+    expect(within(dialog).getByRole("button", { name: "Save" })).toBeEnabled();
+  });
+});
+
 describe("QR login", () => {
   afterEach(() => vi.useRealTimers());
 
