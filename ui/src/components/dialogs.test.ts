@@ -127,6 +127,20 @@ describe("delete confirmation", () => {
     expect(dialog).not.toHaveTextContent("logged out first");
     expect(within(dialog).getByRole("button", { name: "Delete device" })).toBeInTheDocument();
   });
+
+  it("keeps the dialog open and shows the error with its code", async () => {
+    const backend = fakeBackend([unlinked()], {
+      deleteDevice: () => Promise.reject({ code: "busy", message: "a login is running" }),
+    });
+    render(AppHarness, { backend });
+    await openFrom("Front office", "Delete…");
+    const dialog = screen.getByTestId("delete-dialog");
+    await fireEvent.click(within(dialog).getByRole("button", { name: "Delete device" }));
+    expect(await within(dialog).findByRole("alert")).toHaveTextContent(
+      "Busy: a login is running (code busy)",
+    );
+    expect(within(dialog).getByRole("button", { name: "Delete device" })).toBeEnabled();
+  });
 });
 
 describe("rename", () => {
