@@ -9,34 +9,15 @@ import type {
   AppInfo,
   Device,
   DeviceRemovedEvent,
-  DeviceState,
-  ErrorCode,
-  HistoryAction,
   HistoryEntry,
   LogoutOutcome,
   NoticeEvent,
   PairingCode,
   QrCode,
   ServiceError,
-  StateReason,
 } from "./bindings";
 
-export type {
-  ApiSettingsUpdate,
-  ApiStatus,
-  AppInfo,
-  Device,
-  DeviceRemovedEvent,
-  DeviceState,
-  ErrorCode,
-  HistoryAction,
-  HistoryEntry,
-  LogoutOutcome,
-  NoticeEvent,
-  PairingCode,
-  QrCode,
-  StateReason,
-};
+export type * from "./bindings";
 
 /** The error shape every backend command rejects with (`{code, message}`). */
 export type BackendError = ServiceError | { code: "ipc"; message: string };
