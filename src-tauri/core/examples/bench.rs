@@ -90,6 +90,28 @@ fn machine_ticks() -> (u64, u64) {
     (total - fields[3] - fields[4], total)
 }
 
+/// CPU time of the Secret Service (gnome-keyring-daemon) and the D-Bus
+/// daemons carrying its calls, in ticks of 10 ms.
+fn keyring_daemon_ticks() -> u64 {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|entry| {
+            let pid = entry.ok()?.file_name().into_string().ok()?;
+            pid.parse::<u32>().ok()?;
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+            matches!(comm.trim(), "gnome-keyring-d" | "dbus-daemon")
+                .then(|| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
+                .flatten()
+                .map(|stat| {
+                    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..]
+                        .split_whitespace()
+                        .collect();
+                    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+                })
+        })
+        .sum()
+}
+
 /// CPU time of process `pid` ("self" for this one), in ticks of 10 ms.
 fn cpu_ticks_of(pid: &str) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
@@ -280,14 +302,17 @@ async fn measure_restore(
         .arg(ws_url)
         .arg(keyring_service)
         .arg(simulator_pid.to_string())
-        .stderr(std::process::Stdio::inherit())
-        .output()
+        .stdout(std::process::Stdio::piped())
+        // `output()` would capture stderr too, hiding a panic's message.
+        .spawn()
+        .unwrap()
+        .wait_with_output()
         .await
         .unwrap();
     assert!(output.status.success(), "the restore process failed");
     let figures: RestoreFigures = serde_json::from_slice(&output.stdout).unwrap();
     println!(
-        "N = {n}: restore to all logged_in {:?}{} using {:?} of CPU (the simulator: {:?}; all cores busy {:.0} %); RSS {} MiB; idle CPU {:.2} % of one core (targets for 1000: < 3 s, < 400 MB, < 2 %); load average before: {}",
+        "N = {n}: restore to all logged_in {:?}{} using {:?} of CPU (the simulator: {:?}; the Secret Service and D-Bus: {:?}; all cores busy {:.0} %); RSS {} MiB; idle CPU {:.2} % of one core (targets for 1000: < 3 s, < 400 MB, < 2 %); load average before: {}",
         Duration::from_millis(figures.restore_ms),
         if figures.all_logged_in == n {
             String::new()
@@ -296,6 +321,7 @@ async fn measure_restore(
         },
         Duration::from_millis(figures.restore_cpu_ms),
         Duration::from_millis(figures.simulator_cpu_ms),
+        Duration::from_millis(figures.keyring_cpu_ms),
         figures.machine_busy_percent,
         figures.rss_kib / 1024,
         figures.idle_cpu_percent,
@@ -319,6 +345,7 @@ struct RestoreFigures {
     restore_cpu_ms: u64,
     simulator_cpu_ms: u64,
     machine_busy_percent: f64,
+    keyring_cpu_ms: u64,
     all_logged_in: usize,
     rss_kib: u64,
     idle_cpu_percent: f64,
@@ -338,6 +365,7 @@ async fn run_restore(
     let ticks = cpu_ticks();
     let simulator_ticks = cpu_ticks_of(simulator_pid);
     let machine = machine_ticks();
+    let keyring_ticks = keyring_daemon_ticks();
     let service = DeviceService::open(config(ws_url, data, &secrets, 1))
         .await
         .unwrap();
@@ -354,6 +382,7 @@ async fn run_restore(
     let restore_cpu_ms = (cpu_ticks() - ticks) * 10;
     let simulator_cpu_ms = (cpu_ticks_of(simulator_pid) - simulator_ticks) * 10;
     let machine_after = machine_ticks();
+    let keyring_cpu_ms = (keyring_daemon_ticks() - keyring_ticks) * 10;
     let machine_busy_percent =
         (machine_after.0 - machine.0) as f64 * 100.0 / (machine_after.1 - machine.1).max(1) as f64;
     let logged_in = if all_in {
@@ -378,6 +407,7 @@ async fn run_restore(
         restore_cpu_ms,
         simulator_cpu_ms,
         machine_busy_percent,
+        keyring_cpu_ms,
         all_logged_in: logged_in,
         rss_kib,
         idle_cpu_percent,
