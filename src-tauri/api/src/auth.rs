@@ -8,6 +8,7 @@ use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use wa_device_core::{ErrorCode, SecretStore, ServiceError};
 
@@ -102,16 +103,35 @@ pub fn parse_credentials<S: AsRef<str>>(values: &[S]) -> Result<Vec<Credential>,
     Ok(out)
 }
 
-/// The accepted pairs.
-#[derive(Clone, Debug)]
+/// The accepted pairs, kept as SHA-256 digests of `user:password`.
+///
+/// Comparing digests (always 32 bytes) instead of the pairs themselves keeps
+/// the comparison's time independent of the presented pair's length, so
+/// timing does not tell an attacker a password's length either.
+#[derive(Clone)]
 pub struct Authenticator {
-    credentials: Arc<[Credential]>,
+    credentials: Arc<[(String, [u8; 32])]>,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("users", &self.credentials.len())
+            .finish()
+    }
+}
+
+fn digest(pair: &str) -> [u8; 32] {
+    Sha256::digest(pair.as_bytes()).into()
 }
 
 impl Authenticator {
     pub fn new(credentials: Vec<Credential>) -> Authenticator {
         Authenticator {
-            credentials: credentials.into(),
+            credentials: credentials
+                .iter()
+                .map(|c| (c.user.clone(), digest(&c.joined())))
+                .collect(),
         }
     }
 
@@ -120,20 +140,16 @@ impl Authenticator {
     }
 
     /// The user whose pair the `Authorization` header carries, if any.
-    /// Every configured pair is compared, in constant time per pair, whatever
-    /// matched before: the time taken does not tell which pair matched nor how
-    /// much of a password was right (only, at most, its length).
+    /// Every configured pair is compared in constant time, whatever matched
+    /// before: the time taken tells neither which pair matched nor how much
+    /// of a password, or of its length, was right.
     pub fn check(&self, authorization: Option<&HeaderValue>) -> Option<String> {
-        let presented = decode_basic(authorization?)?;
+        let presented = digest(&decode_basic(authorization?)?);
         let mut matched: Option<String> = None;
-        for credential in self.credentials.iter() {
-            let equal: bool = credential
-                .joined()
-                .as_bytes()
-                .ct_eq(presented.as_bytes())
-                .into();
+        for (user, expected) in self.credentials.iter() {
+            let equal: bool = expected.ct_eq(&presented).into();
             if equal && matched.is_none() {
-                matched = Some(credential.user.clone());
+                matched = Some(user.clone());
             }
         }
         matched
@@ -272,5 +288,11 @@ mod tests {
     fn debug_output_hides_the_password() {
         let credential = Credential::parse("alice:hunter2").expect("valid");
         assert!(!format!("{credential:?}").contains("hunter2"));
+        let auth = Authenticator::new(vec![credential]);
+        let shown = format!("{auth:?}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("alice"),
+            "{shown}"
+        );
     }
 }
