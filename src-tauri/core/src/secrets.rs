@@ -17,6 +17,15 @@ pub trait SecretStore: Send + Sync + 'static {
     fn set(&self, name: &str, secret: &[u8]) -> Result<()>;
     /// Deletes the secret called `name`; deleting a missing one succeeds.
     fn delete(&self, name: &str) -> Result<()>;
+    /// Every secret whose name starts with `prefix`, by name, read in one
+    /// pass: the start-up restore reads all devices' entries this way instead
+    /// of one lookup per device. A name with more than one entry is left out
+    /// (its own `get` reports the ambiguity). A store that cannot list its
+    /// entries returns none, and callers fall back to `get`.
+    fn get_all(&self, prefix: &str) -> Result<HashMap<String, Vec<u8>>> {
+        let _ = prefix;
+        Ok(HashMap::new())
+    }
 }
 
 /// The OS keyring: the freedesktop Secret Service on Linux (gnome-keyring,
@@ -232,6 +241,10 @@ impl SecretStore for KeyringSecretStore {
         done.map_err(ambiguous_error)
     }
 
+    fn get_all(&self, prefix: &str) -> Result<HashMap<String, Vec<u8>>> {
+        self.get_all_items(prefix)
+    }
+
     fn delete(&self, name: &str) -> Result<()> {
         // Every match goes: a logout must leave no entry of the device.
         self.with_service(|service| {
@@ -239,6 +252,42 @@ impl SecretStore for KeyringSecretStore {
                 item.delete()?;
             }
             Ok(())
+        })
+    }
+}
+
+impl KeyringSecretStore {
+    /// See [`SecretStore::get_all`]. One `SearchItems` for the whole service,
+    /// then the attributes and secret of each item. gnome-keyring answers a
+    /// search by scanning its items, so a lookup per device costs O(N) each
+    /// and a restore of N devices O(N²) in the daemon; this is one scan.
+    fn get_all_items(&self, prefix: &str) -> Result<HashMap<String, Vec<u8>>> {
+        self.with_service(|service| {
+            let attributes = HashMap::from([
+                ("service", self.service.as_str()),
+                ("target", KEYRING_TARGET),
+            ]);
+            let mut found: HashMap<String, Option<Vec<u8>>> = HashMap::new();
+            for item in matching_items(service, attributes)? {
+                let Some(name) = item.get_attributes()?.remove("username") else {
+                    continue;
+                };
+                if !name.starts_with(prefix) {
+                    continue;
+                }
+                match found.get_mut(&name) {
+                    // Ambiguous: dropped below, `get` will report it.
+                    Some(slot) => *slot = None,
+                    None => {
+                        let secret = item.get_secret()?;
+                        found.insert(name, Some(secret));
+                    }
+                }
+            }
+            Ok(found
+                .into_iter()
+                .filter_map(|(name, secret)| secret.map(|s| (name, s)))
+                .collect())
         })
     }
 }
@@ -292,6 +341,17 @@ impl SecretStore for MemorySecretStore {
             .unwrap_or_else(|p| p.into_inner())
             .remove(name);
         Ok(())
+    }
+
+    fn get_all(&self, prefix: &str) -> Result<HashMap<String, Vec<u8>>> {
+        Ok(self
+            .entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|(name, _)| name.starts_with(prefix))
+            .map(|(name, secret)| (name.clone(), secret.clone()))
+            .collect())
     }
 }
 

@@ -16,7 +16,7 @@ use crate::model::{
     normalize_phone_number,
 };
 use crate::secrets::SecretStore;
-use crate::session::store::secret_name;
+use crate::session::store::{SECRET_NAME_PREFIX, secret_name};
 use crate::session::{
     LiveSession, ServerEndpoint, SessionEvents, SessionPurpose, SessionSecrets, SessionSettings,
     SessionSignal,
@@ -217,6 +217,11 @@ struct Inner {
     /// lives (see [`DataLayout::lock_file`]); released by `shutdown` or when
     /// the process ends.
     folder_lock: Mutex<Option<std::fs::File>>,
+    /// Keyring entries of the devices the start-up restore connects, read in
+    /// one pass (see [`SecretStore::get_all`]), by entry name. Each is taken
+    /// by the device's first connection attempt, and dropped by any wipe of
+    /// the device, so it never outlives a logout.
+    restore_secrets: Mutex<HashMap<String, Vec<u8>>>,
 }
 
 /// The device service. Cheap to clone; all clones drive the same devices.
@@ -260,6 +265,7 @@ impl DeviceService {
                 slots: Mutex::new(HashMap::new()),
                 next_generation: AtomicU64::new(1),
                 folder_lock: Mutex::new(Some(folder_lock)),
+                restore_secrets: Mutex::new(HashMap::new()),
             }),
         };
         service.recover().await?;
@@ -667,18 +673,37 @@ impl DeviceService {
     /// offline; a temporary ban that has expired is retried.
     async fn restore_sessions(&self) -> Result<()> {
         let current = now();
-        for mut device in self.inner.db.devices()? {
-            let wants_connection = device.has_credentials
-                && match device.state {
-                    DeviceState::Offline => {
-                        device.state_reason == StateReason::TemporarilyBanned
-                            && device.ban_expires_at.is_some_and(|t| t <= current)
+        let restored: Vec<Device> = self
+            .inner
+            .db
+            .devices()?
+            .into_iter()
+            .filter(|device| {
+                device.has_credentials
+                    && match device.state {
+                        DeviceState::Offline => {
+                            device.state_reason == StateReason::TemporarilyBanned
+                                && device.ban_expires_at.is_some_and(|t| t <= current)
+                        }
+                        _ => true,
                     }
-                    _ => true,
-                };
-            if !wants_connection {
-                continue;
+            })
+            .collect();
+        if !restored.is_empty() {
+            // One pass over the keyring instead of one search per device. If
+            // it fails, each attempt reads its own entry (and reports a
+            // keyring that is still unavailable then).
+            if let Ok(mut all) = self.inner.keyring(|s| s.get_all(SECRET_NAME_PREFIX)).await {
+                let mut wanted = self.inner.restore_secrets();
+                for device in &restored {
+                    let name = secret_name(&device.id);
+                    if let Some(secret) = all.remove(&name) {
+                        wanted.insert(name, secret);
+                    }
+                }
             }
+        }
+        for mut device in restored {
             // Nothing is connected yet, whatever the state was at exit: say
             // so before `open` returns, not once the attempt runs.
             device.state = DeviceState::Connecting;
@@ -808,6 +833,12 @@ impl Inner {
         }
     }
 
+    fn restore_secrets(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<u8>>> {
+        self.restore_secrets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Runs a keyring call off the async workers (the Secret Service client
     /// blocks on D-Bus).
     async fn keyring<T: Send + 'static>(
@@ -830,6 +861,7 @@ impl Inner {
     /// Deletes a device's keyring entry and session files.
     async fn wipe_local(&self, id: &DeviceId) -> Result<()> {
         let name = secret_name(id);
+        self.restore_secrets().remove(&name);
         self.keyring(move |s| s.delete(&name)).await?;
         self.layout.remove_session_files(id)
     }
@@ -876,7 +908,11 @@ impl Inner {
         // Credentials that are gone (keyring entry or store deleted behind
         // our back) must not silently turn into a fresh pairing.
         let name = secret_name(&device.id);
-        let secret = self.keyring(move |s| s.get(&name)).await?;
+        let prefetched = self.restore_secrets().remove(&name);
+        let secret = match prefetched {
+            Some(secret) => Some(secret),
+            None => self.keyring(move |s| s.get(&name)).await?,
+        };
         let has_store = self.layout.session_db(&device.id).exists();
         if secret.is_none() || !has_store {
             if let Some(old) = st.take_session() {
@@ -1050,6 +1086,7 @@ impl Inner {
     async fn finish_wipe(&self, wipe: &PendingWipe, reason: StateReason) -> Result<()> {
         let id = &wipe.device_id;
         let name = secret_name(id);
+        self.restore_secrets().remove(&name);
         self.keyring(move |s| s.delete(&name)).await?;
         self.observe(id, WipeStep::SecretsDeleted);
         if let Some(mut device) = self.db.device(id)? {

@@ -35,9 +35,12 @@ use wacore::store::traits::{
 use whatsapp_rust::bytes::Bytes;
 use whatsapp_rust_sqlite_storage::SqliteStore;
 
+/// What every device's keyring entry name starts with.
+pub const SECRET_NAME_PREFIX: &str = "device/";
+
 /// The keyring entry name of a device's secrets.
 pub fn secret_name(id: &DeviceId) -> String {
-    format!("device/{id}")
+    format!("{SECRET_NAME_PREFIX}{id}")
 }
 
 /// The secrets of one device, as stored in its keyring entry. Key pairs are

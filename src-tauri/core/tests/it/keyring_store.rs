@@ -19,6 +19,32 @@ fn secrets_round_trip_through_the_real_keyring() {
 }
 
 #[test]
+fn all_entries_with_a_prefix_are_read_in_one_pass() {
+    let store = test_keyring();
+    let other_service = test_keyring();
+    store.set("device/a", b"secret a").unwrap();
+    store.set("device/b", b"secret b").unwrap();
+    store.set("api/basic-auth", b"not a device").unwrap();
+    other_service
+        .set("device/c", b"another installation")
+        .unwrap();
+    let all = store.get_all("device/").unwrap();
+    assert_eq!(all.len(), 2, "{:?}", all.keys().collect::<Vec<_>>());
+    assert_eq!(all["device/a"], b"secret a");
+    assert_eq!(all["device/b"], b"secret b");
+    store.delete("device/a").unwrap();
+    assert_eq!(
+        store.get_all("device/").unwrap().keys().collect::<Vec<_>>(),
+        vec!["device/b"]
+    );
+    for name in ["device/b", "api/basic-auth"] {
+        store.delete(name).unwrap();
+    }
+    other_service.delete("device/c").unwrap();
+    assert!(store.get_all("").unwrap().is_empty());
+}
+
+#[test]
 fn deleting_a_missing_entry_succeeds() {
     let store = test_keyring();
     store.delete("device/never-set").unwrap();
