@@ -97,17 +97,8 @@ fn keyring_daemon_ticks() -> u64 {
         .unwrap()
         .filter_map(|entry| {
             let pid = entry.ok()?.file_name().into_string().ok()?;
-            pid.parse::<u32>().ok()?;
             let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
-            matches!(comm.trim(), "gnome-keyring-d" | "dbus-daemon")
-                .then(|| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
-                .flatten()
-                .map(|stat| {
-                    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..]
-                        .split_whitespace()
-                        .collect();
-                    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
-                })
+            matches!(comm.trim(), "gnome-keyring-d" | "dbus-daemon").then(|| cpu_ticks_of(&pid))
         })
         .sum()
 }

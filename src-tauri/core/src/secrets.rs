@@ -241,27 +241,11 @@ impl SecretStore for KeyringSecretStore {
         done.map_err(ambiguous_error)
     }
 
+    /// One `SearchItems` for the whole service, then the attributes and
+    /// secret of each item. gnome-keyring answers a search by scanning its
+    /// items, so a lookup per device costs O(N) each and a restore of N
+    /// devices O(N²) in the daemon; this is one scan.
     fn get_all(&self, prefix: &str) -> Result<HashMap<String, Vec<u8>>> {
-        self.get_all_items(prefix)
-    }
-
-    fn delete(&self, name: &str) -> Result<()> {
-        // Every match goes: a logout must leave no entry of the device.
-        self.with_service(|service| {
-            for item in matching_items(service, self.search_attributes(name))? {
-                item.delete()?;
-            }
-            Ok(())
-        })
-    }
-}
-
-impl KeyringSecretStore {
-    /// See [`SecretStore::get_all`]. One `SearchItems` for the whole service,
-    /// then the attributes and secret of each item. gnome-keyring answers a
-    /// search by scanning its items, so a lookup per device costs O(N) each
-    /// and a restore of N devices O(N²) in the daemon; this is one scan.
-    fn get_all_items(&self, prefix: &str) -> Result<HashMap<String, Vec<u8>>> {
         self.with_service(|service| {
             let attributes = HashMap::from([
                 ("service", self.service.as_str()),
@@ -288,6 +272,16 @@ impl KeyringSecretStore {
                 .into_iter()
                 .filter_map(|(name, secret)| secret.map(|s| (name, s)))
                 .collect())
+        })
+    }
+
+    fn delete(&self, name: &str) -> Result<()> {
+        // Every match goes: a logout must leave no entry of the device.
+        self.with_service(|service| {
+            for item in matching_items(service, self.search_attributes(name))? {
+                item.delete()?;
+            }
+            Ok(())
         })
     }
 }

@@ -13,3 +13,9 @@ mod devices;
 mod limits;
 mod login;
 mod support;
+// Shared with the core's tests: the same decoder and keyring namespace.
+#[path = "../../../core/tests/it/qr.rs"]
+mod qr;
+#[path = "../../../core/tests/it/test_keyring.rs"]
+#[allow(dead_code)] // `rand_u64` serves only the core's crash tests.
+mod test_keyring;

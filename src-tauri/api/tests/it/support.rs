@@ -6,9 +6,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use wa_device_api::{ApiConfig, ApiServer, RunningApi, parse_credentials};
-use wa_device_core::{
-    DeviceService, KeyringSecretStore, SecretStore, ServerEndpoint, ServiceConfig,
-};
+use wa_device_core::{DeviceService, SecretStore, ServerEndpoint, ServiceConfig};
 use wa_sim::{SimConfig, Simulator};
 
 pub const USER: &str = "alice";
@@ -18,21 +16,7 @@ pub const OTHER_PASSWORD: &str = "builder";
 /// Upper bound of any wait; the flows finish far sooner.
 pub const WAIT: Duration = Duration::from_secs(30);
 
-pub fn test_keyring() -> KeyringSecretStore {
-    KeyringSecretStore::new(format!("wa-device-api-test-{:016x}", rand_u64()))
-}
-
-pub fn rand_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos(),
-    );
-    h.finish()
-}
+pub use crate::test_keyring::test_keyring;
 
 pub struct Rig {
     pub sim: Simulator,
@@ -186,37 +170,7 @@ impl Drop for Rig {
     }
 }
 
-/// The payload of the QR code drawn in `svg` (as rendered by the core: one
-/// path of `M{x} {y}h{w}v{h}H{x}V{y}` rectangles), read as a camera would.
-pub fn qr_payload(svg: &str) -> String {
-    let number_after = |key: &str| -> usize {
-        let rest = &svg[svg.find(key).unwrap() + key.len()..];
-        rest[..rest.find('"').unwrap()].parse().unwrap()
-    };
-    let width = number_after(" width=\"");
-    let height = number_after(" height=\"");
-    let path = svg.split(" d=\"").nth(1).unwrap();
-    let path = &path[..path.find('"').unwrap()];
-    let mut pixels = vec![255u8; width * height];
-    for rect in path.split('M').skip(1) {
-        let nums: Vec<usize> = rect
-            .split(|c: char| !c.is_ascii_digit())
-            .filter(|s| !s.is_empty())
-            .map(|s| s.parse().unwrap())
-            .collect();
-        let (left, top, w, h) = (nums[0], nums[1], nums[2], nums[3]);
-        for y in top..top + h {
-            for x in left..left + w {
-                pixels[y * width + x] = 0;
-            }
-        }
-    }
-    let mut image =
-        rqrr::PreparedImage::prepare_from_greyscale(width, height, |x, y| pixels[y * width + x]);
-    let grids = image.detect_grids();
-    assert_eq!(grids.len(), 1, "exactly one QR code in the SVG");
-    grids[0].decode().unwrap().1
-}
+pub use crate::qr::qr_payload;
 
 /// Sends raw bytes and returns the status line and the whole answer, for
 /// requests a URL-normalizing client would never send.

@@ -15,3 +15,4 @@ mod qr;
 mod service_offline;
 mod sessions;
 mod support;
+mod test_keyring;
