@@ -136,6 +136,31 @@ fn with_device_params<T>(
     })
 }
 
+/// Applies the `migrations` not yet applied to `conn` (`PRAGMA user_version`
+/// counts the applied ones), each in its own transaction. A file newer than
+/// this program is refused, not touched. `what` names the file in errors.
+pub(crate) fn migrate(conn: &mut Connection, migrations: &[&str], what: &str) -> Result<()> {
+    let applied: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let applied = usize::try_from(applied).unwrap_or(0);
+    if applied > migrations.len() {
+        return Err(ServiceError::internal(format!(
+            "the {what} has schema version {applied}, newer than this program knows ({}); refusing to touch it",
+            migrations.len()
+        )));
+    }
+    for (version, sql) in migrations.iter().enumerate().skip(applied) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(
+            None,
+            "user_version",
+            i64::try_from(version + 1).unwrap_or(i64::MAX),
+        )?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
 impl AppDatabase {
     /// Opens (creating if needed, readable only by the user) and migrates the
     /// app database at `path`.
@@ -160,26 +185,7 @@ impl AppDatabase {
     }
 
     fn migrate(&self) -> Result<()> {
-        let mut conn = self.lock();
-        let applied: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        let applied = usize::try_from(applied).unwrap_or(0);
-        if applied > MIGRATIONS.len() {
-            return Err(ServiceError::internal(format!(
-                "the app database has schema version {applied}, newer than this program knows ({}); refusing to touch it",
-                MIGRATIONS.len()
-            )));
-        }
-        for (version, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
-            let tx = conn.transaction()?;
-            tx.execute_batch(sql)?;
-            tx.pragma_update(
-                None,
-                "user_version",
-                i64::try_from(version + 1).unwrap_or(i64::MAX),
-            )?;
-            tx.commit()?;
-        }
-        Ok(())
+        migrate(&mut self.lock(), MIGRATIONS, "app database")
     }
 
     pub fn schema_version(&self) -> Result<i64> {

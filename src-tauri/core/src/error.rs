@@ -112,9 +112,9 @@ impl ServiceError {
 
 impl From<rusqlite::Error> for ServiceError {
     fn from(err: rusqlite::Error) -> Self {
-        // SQLite errors describe statements and constraints, never the secret
-        // values (secrets are not stored in the app database at all).
-        ServiceError::internal(format!("app database error: {err}"))
+        // SQLite errors describe statements and constraints, never bound
+        // values (and no database holds a secret: see `session::store`).
+        ServiceError::internal(format!("database error: {err}"))
     }
 }
 

@@ -3,7 +3,7 @@
 pub mod store;
 
 use crate::error::{Result, ServiceError};
-use crate::files::{DataLayout, create_private_dir, create_private_file};
+use crate::files::{DataLayout, create_private_dir};
 use crate::model::DeviceId;
 use crate::secrets::SecretStore;
 use std::sync::Arc;
@@ -207,14 +207,7 @@ impl LiveSession {
     ) -> Result<LiveSession> {
         create_private_dir(&layout.sessions_dir())?;
         let db_path = layout.session_db(id);
-        create_private_file(&db_path)?;
-        let db_url = db_path
-            .to_str()
-            .ok_or_else(|| ServiceError::internal("the data folder path is not valid UTF-8"))?;
-        let sqlite = whatsapp_rust_sqlite_storage::SqliteStore::new(db_url)
-            .await
-            .map_err(|e| ServiceError::internal(format!("cannot open the session store: {e}")))?;
-        let backend = store::KeyringBackedStore::new(sqlite, secrets.store, id);
+        let backend = store::SessionStore::open(&db_path, secrets.store, id)?;
         if let Some(raw) = secrets.prefetched {
             backend.prime(&raw)?;
         }

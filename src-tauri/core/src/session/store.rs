@@ -1,27 +1,42 @@
-//! The whatsapp-rust session store of one device: the library's SQLite store,
-//! with the long-term secrets moved out of it into the OS keyring.
+//! The whatsapp-rust session store of one device: our own [`Backend`] on one
+//! SQLite file (rusqlite), with the long-term secrets in the OS keyring.
 //!
-//! Everything delegates to [`SqliteStore`] except:
-//! - the device record (`DeviceStore::save/load/create`): the noise key, the
-//!   identity key, the signed pre-key (each a full key pair) and the ADV secret
-//!   go to the keyring; the SQLite row holds all-zero placeholders of the same
-//!   lengths, so the library's schema stays untouched;
-//! - signed pre-key records (`store/load/remove_signed_prekey`), which hold
-//!   private keys: kept in the same keyring entry.
+//! Why not the library's `SqliteStore`: at start-up every device opens its
+//! store and runs a few dozen queries, and the library's store spent most of
+//! a 1000-device restore on its connection pool (a pool per device, pragmas
+//! and a migrations check per connection, a schema of ~25 tables parsed per
+//! connection) and on one blocking-thread hop per query. This store holds one
+//! connection, a compact schema migrated by `user_version`, cached
+//! statements, and runs each query inline: a query here is a few
+//! microseconds against a file only this device uses, cheaper than the hop.
 //!
-//! One keyring entry per device (named by [`secret_name`]) holds all of them,
-//! so deleting a device's secrets is a single delete.
+//! Semantics follow wacore's `InMemoryBackend` (the reference the library
+//! ships) and the trait docs; `tests/it/session_store.rs` checks the two
+//! agree call by call.
 //!
-//! Invariant: no code path hands a secret byte to the SQLite store. `create()`
-//! is intercepted because the library's own version would write freshly
-//! generated keys straight into SQLite.
+//! Secrets: the device record's noise key, identity key and signed pre-key
+//! (each a full key pair) and its ADV secret go to the keyring; the SQLite
+//! row holds the record with all-zero placeholders. Signed pre-key records
+//! (which hold private keys) live in the same keyring entry. One keyring
+//! entry per device (named by [`secret_name`]) holds all of them, so deleting
+//! a device's secrets is a single delete.
+//!
+//! Invariant: no code path hands a secret byte to SQLite. `create()` saves a
+//! fresh device through `save()`, which scrubs it.
+//!
+//! Errors: SQLite failures are `StoreError::Database`; a keyring failure is
+//! `StoreError::Connection` carrying the service's message (no secret).
 
+use crate::error::ServiceError;
+use crate::files::create_private_file;
 use crate::model::DeviceId;
 use crate::secrets::SecretStore;
 use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
 use wacore::appstate::hash::HashState;
 use wacore::appstate::processor::AppStateMutationMAC;
 use wacore::libsignal::protocol::{KeyPair, PrivateKey, PublicKey};
@@ -33,7 +48,6 @@ use wacore::store::traits::{
     SignalStore, TcTokenEntry,
 };
 use whatsapp_rust::bytes::Bytes;
-use whatsapp_rust_sqlite_storage::SqliteStore;
 
 /// What every device's keyring entry name starts with.
 pub const SECRET_NAME_PREFIX: &str = "device/";
@@ -129,9 +143,138 @@ fn parse_secrets(raw: &[u8]) -> std::result::Result<DeviceSecrets, serde_json::E
     serde_json::from_slice(raw)
 }
 
+/// The schema, one entry per version; `PRAGMA user_version` is the number of
+/// entries applied. Append only: never edit a released migration.
+///
+/// Tables without a natural integer key are `WITHOUT ROWID`: each is looked
+/// up by its primary key only, so the key is the row.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE device (
+    id     INTEGER PRIMARY KEY CHECK (id = 1),
+    record BLOB NOT NULL
+) STRICT;
+CREATE TABLE identities (address TEXT PRIMARY KEY, key BLOB NOT NULL) STRICT, WITHOUT ROWID;
+CREATE TABLE sessions (address TEXT PRIMARY KEY, record BLOB NOT NULL) STRICT, WITHOUT ROWID;
+CREATE TABLE pre_keys (
+    id       INTEGER PRIMARY KEY,
+    record   BLOB NOT NULL,
+    uploaded INTEGER NOT NULL
+) STRICT;
+CREATE TABLE sender_keys (address TEXT PRIMARY KEY, record BLOB NOT NULL) STRICT, WITHOUT ROWID;
+-- stored_seq orders keys by when they were stored: the latest key is the
+-- one stored last, whatever its id.
+CREATE TABLE sync_keys (
+    key_id      BLOB PRIMARY KEY,
+    key_data    BLOB NOT NULL,
+    fingerprint BLOB NOT NULL,
+    timestamp   INTEGER NOT NULL,
+    stored_seq  INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+CREATE TABLE app_state_versions (name TEXT PRIMARY KEY, state BLOB NOT NULL) STRICT, WITHOUT ROWID;
+CREATE TABLE mutation_macs (
+    name      TEXT NOT NULL,
+    index_mac BLOB NOT NULL,
+    value_mac BLOB NOT NULL,
+    version   INTEGER NOT NULL,
+    PRIMARY KEY (name, index_mac)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE sender_key_devices (
+    group_jid  TEXT NOT NULL,
+    device_jid TEXT NOT NULL,
+    has_key    INTEGER NOT NULL,
+    PRIMARY KEY (group_jid, device_jid)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE lid_mappings (
+    lid             TEXT PRIMARY KEY,
+    phone_number    TEXT NOT NULL,
+    created_at      INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL,
+    learning_source TEXT NOT NULL
+) STRICT, WITHOUT ROWID;
+CREATE INDEX lid_mappings_by_phone ON lid_mappings (phone_number, updated_at);
+CREATE TABLE base_keys (
+    address    TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    base_key   BLOB NOT NULL,
+    PRIMARY KEY (address, message_id)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE device_lists (user TEXT PRIMARY KEY, record BLOB NOT NULL) STRICT, WITHOUT ROWID;
+CREATE TABLE group_metadata (group_jid TEXT PRIMARY KEY, blob BLOB NOT NULL) STRICT, WITHOUT ROWID;
+CREATE TABLE tc_tokens (
+    jid              TEXT PRIMARY KEY,
+    token            BLOB NOT NULL,
+    token_timestamp  INTEGER NOT NULL,
+    sender_timestamp INTEGER
+) STRICT, WITHOUT ROWID;
+CREATE TABLE sent_messages (
+    chat_jid   TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    payload    BLOB NOT NULL,
+    sent_at    INTEGER NOT NULL,
+    PRIMARY KEY (chat_jid, message_id)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE pending_inbound (
+    chat      TEXT NOT NULL,
+    sender    TEXT NOT NULL,
+    id        TEXT NOT NULL,
+    message   BLOB NOT NULL,
+    stored_at INTEGER NOT NULL,
+    PRIMARY KEY (chat, sender, id)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE msg_secrets (
+    chat       TEXT NOT NULL,
+    sender     TEXT NOT NULL,
+    msg_id     TEXT NOT NULL,
+    secret     BLOB NOT NULL,
+    expires_at INTEGER NOT NULL,
+    message_ts INTEGER NOT NULL,
+    PRIMARY KEY (chat, sender, msg_id)
+) STRICT, WITHOUT ROWID;
+"#];
+
+/// Statements kept prepared per connection. A reconnect runs about a dozen
+/// distinct ones; the rest of the headroom serves a device in use.
+const STATEMENT_CACHE: usize = 48;
+
+fn db_error(err: rusqlite::Error) -> StoreError {
+    // SQLite's messages name statements and constraints, never bound values.
+    StoreError::Database(Box::new(err))
+}
+
+fn malformed(what: &str) -> StoreError {
+    StoreError::Validation(format!("the session store holds a malformed {what}"))
+}
+
+fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(value).map_err(|e| StoreError::Serialization(Box::new(e)))
+}
+
+fn from_json<T: for<'de> Deserialize<'de>>(raw: &[u8], what: &str) -> Result<T> {
+    serde_json::from_slice(raw).map_err(|_| malformed(what))
+}
+
+fn array_32(raw: Vec<u8>, what: &str) -> Result<[u8; 32]> {
+    raw.try_into().map_err(|_| malformed(what))
+}
+
+/// The bounds of the addresses `user@…` and `user:…` (device 0 and the
+/// others): `[user@, userA)` and `[user:, user;)`, the character after `@`
+/// and `:` being `A` and `;`. Ranges, not `LIKE`, so a `%` or `_` in `user`
+/// means itself and the primary key index is used.
+fn user_address_ranges(user: &str) -> [(String, String); 2] {
+    [
+        (format!("{user}@"), format!("{user}A")),
+        (format!("{user}:"), format!("{user};")),
+    ]
+}
+
+fn now_secs() -> i64 {
+    wacore::time::now_secs()
+}
+
 /// The session store of one device (see the module docs).
-pub struct KeyringBackedStore {
-    inner: SqliteStore,
+pub struct SessionStore {
+    conn: Mutex<Connection>,
     secrets: Arc<dyn SecretStore>,
     secret_name: String,
     /// What the keyring entry holds, once read or written: saves that change
@@ -139,25 +282,106 @@ pub struct KeyringBackedStore {
     cached: Mutex<Option<DeviceSecrets>>,
 }
 
-impl KeyringBackedStore {
-    pub fn new(inner: SqliteStore, secrets: Arc<dyn SecretStore>, id: &DeviceId) -> Self {
-        KeyringBackedStore {
-            inner,
+impl SessionStore {
+    /// Opens (creating if needed, readable only by the user) and migrates the
+    /// session database at `path`. `secrets` holds the device's keyring
+    /// entry, named by [`secret_name`] of `id`.
+    pub fn open(
+        path: &Path,
+        secrets: Arc<dyn SecretStore>,
+        id: &DeviceId,
+    ) -> crate::Result<SessionStore> {
+        create_private_file(path)?;
+        let cannot_open = |e: rusqlite::Error| {
+            ServiceError::internal(format!("cannot open the session store: {e}"))
+        };
+        let mut conn = Connection::open(path).map_err(cannot_open)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        // A stopped session's store can linger in the library's tasks for a
+        // moment while the next one opens: wait for its lock, do not fail.
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(cannot_open)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(cannot_open)?;
+        // WAL with NORMAL: a commit is durable at the next checkpoint, and the
+        // file is never corrupted. Losing the last ratchet step to a power
+        // cut costs a Signal session retry, not the device.
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(cannot_open)?;
+        crate::app_db::migrate(&mut conn, MIGRATIONS, "session store").map_err(|e| {
+            ServiceError::internal(format!("cannot open the session store: {}", e.message))
+        })?;
+        Ok(SessionStore {
+            conn: Mutex::new(conn),
             secrets,
             secret_name: secret_name(id),
             cached: Mutex::new(None),
-        }
+        })
     }
 
     /// Seeds the cache with the keyring entry's content, read by the caller.
     pub fn prime(&self, raw: &[u8]) -> crate::Result<()> {
         let secrets = parse_secrets(raw).map_err(|_| {
-            crate::ServiceError::internal(
-                "the device's keyring entry is not in the expected format",
-            )
+            ServiceError::internal("the device's keyring entry is not in the expected format")
         })?;
         self.set_cached(secrets);
         Ok(())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // Every write is one statement or one transaction, so a panic while
+        // holding the lock cannot leave the file half-written.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `work` on the connection, inline (see the module docs).
+    fn with_conn<T>(&self, work: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T> {
+        work(&mut self.lock()).map_err(db_error)
+    }
+
+    /// Runs one statement with `params`.
+    fn run(&self, sql: &str, params: impl rusqlite::Params) -> Result<usize> {
+        self.with_conn(|conn| conn.prepare_cached(sql)?.execute(params))
+    }
+
+    /// Runs `sql` once per item of `items`, in one transaction.
+    fn run_each<I, P>(&self, sql: &str, items: I) -> Result<()>
+    where
+        I: IntoIterator<Item = P>,
+        P: rusqlite::Params,
+    {
+        self.with_conn(|conn| {
+            let tx = conn.transaction()?;
+            {
+                let mut statement = tx.prepare_cached(sql)?;
+                for params in items {
+                    statement.execute(params)?;
+                }
+            }
+            tx.commit()
+        })
+    }
+
+    /// The first column of the row `sql` selects, if any.
+    fn blob(&self, sql: &str, params: impl rusqlite::Params) -> Result<Option<Vec<u8>>> {
+        self.with_conn(|conn| {
+            conn.prepare_cached(sql)?
+                .query_row(params, |row| row.get(0))
+                .optional()
+        })
+    }
+
+    /// Whether `sql` (a `SELECT EXISTS(…)`) is true.
+    fn exists_row(&self, sql: &str, params: impl rusqlite::Params) -> Result<bool> {
+        self.with_conn(|conn| {
+            conn.prepare_cached(sql)?
+                .query_row(params, |row| row.get(0))
+        })
+    }
+
+    /// The deleted-row count as the trait reports it.
+    fn deleted(&self, sql: &str, params: impl rusqlite::Params) -> Result<u32> {
+        Ok(u32::try_from(self.run(sql, params)?).unwrap_or(u32::MAX))
     }
 
     fn cached(&self) -> Option<DeviceSecrets> {
@@ -222,10 +446,145 @@ impl KeyringBackedStore {
         change(&mut secrets.signed_pre_key_records);
         self.write_secrets(secrets).await
     }
+
+    fn has_address_of_user(&self, table: &str, user: &str) -> Result<bool> {
+        let sql = format!(
+            "SELECT EXISTS(SELECT 1 FROM {table} WHERE (address >= ?1 AND address < ?2)
+                OR (address >= ?3 AND address < ?4))"
+        );
+        let [(a, b), (c, d)] = user_address_ranges(user);
+        self.exists_row(&sql, (a, b, c, d))
+    }
 }
 
 #[async_trait]
-impl SignalStore for KeyringBackedStore {
+impl SignalStore for SessionStore {
+    async fn put_identity(&self, address: &str, key: [u8; 32]) -> Result<()> {
+        self.run(
+            "INSERT OR REPLACE INTO identities (address, key) VALUES (?1, ?2)",
+            (address, &key[..]),
+        )?;
+        Ok(())
+    }
+
+    async fn put_identities_batch(&self, identities: &[(Arc<str>, [u8; 32])]) -> Result<()> {
+        self.run_each(
+            "INSERT OR REPLACE INTO identities (address, key) VALUES (?1, ?2)",
+            identities
+                .iter()
+                .map(|(address, key)| (address.as_ref(), &key[..])),
+        )
+    }
+
+    async fn load_identity(&self, address: &str) -> Result<Option<[u8; 32]>> {
+        self.blob("SELECT key FROM identities WHERE address = ?1", [address])?
+            .map(|key| array_32(key, "identity key"))
+            .transpose()
+    }
+
+    async fn delete_identity(&self, address: &str) -> Result<()> {
+        self.run("DELETE FROM identities WHERE address = ?1", [address])?;
+        Ok(())
+    }
+
+    async fn get_session(&self, address: &str) -> Result<Option<Bytes>> {
+        Ok(self
+            .blob("SELECT record FROM sessions WHERE address = ?1", [address])?
+            .map(Bytes::from))
+    }
+
+    async fn put_session(&self, address: &str, session: &[u8]) -> Result<()> {
+        self.run(
+            "INSERT OR REPLACE INTO sessions (address, record) VALUES (?1, ?2)",
+            (address, session),
+        )?;
+        Ok(())
+    }
+
+    async fn put_sessions_batch(&self, sessions: &[(Arc<str>, Bytes)]) -> Result<()> {
+        self.run_each(
+            "INSERT OR REPLACE INTO sessions (address, record) VALUES (?1, ?2)",
+            sessions
+                .iter()
+                .map(|(address, record)| (address.as_ref(), record.as_ref())),
+        )
+    }
+
+    async fn delete_session(&self, address: &str) -> Result<()> {
+        self.run("DELETE FROM sessions WHERE address = ?1", [address])?;
+        Ok(())
+    }
+
+    async fn has_session(&self, address: &str) -> Result<bool> {
+        self.exists_row(
+            "SELECT EXISTS(SELECT 1 FROM sessions WHERE address = ?1)",
+            [address],
+        )
+    }
+
+    async fn has_signal_state_for_user(&self, user: &str) -> Result<bool> {
+        Ok(self.has_address_of_user("sessions", user)?
+            || self.has_address_of_user("identities", user)?)
+    }
+
+    async fn store_prekey(&self, id: u32, record: &[u8], uploaded: bool) -> Result<()> {
+        self.run(
+            "INSERT OR REPLACE INTO pre_keys (id, record, uploaded) VALUES (?1, ?2, ?3)",
+            (id, record, uploaded),
+        )?;
+        Ok(())
+    }
+
+    async fn store_prekeys_batch(&self, keys: &[(u32, Bytes)], uploaded: bool) -> Result<()> {
+        self.run_each(
+            "INSERT OR REPLACE INTO pre_keys (id, record, uploaded) VALUES (?1, ?2, ?3)",
+            keys.iter()
+                .map(|(id, record)| (id, record.as_ref(), uploaded)),
+        )
+    }
+
+    async fn load_prekey(&self, id: u32) -> Result<Option<Bytes>> {
+        Ok(self
+            .blob("SELECT record FROM pre_keys WHERE id = ?1", [id])?
+            .map(Bytes::from))
+    }
+
+    async fn load_prekeys_batch(&self, ids: &[u32]) -> Result<Vec<(u32, Bytes)>> {
+        self.with_conn(|conn| {
+            let mut statement = conn.prepare_cached("SELECT record FROM pre_keys WHERE id = ?1")?;
+            let mut found = Vec::with_capacity(ids.len());
+            for &id in ids {
+                if let Some(record) = statement
+                    .query_row([id], |row| row.get::<_, Vec<u8>>(0))
+                    .optional()?
+                {
+                    found.push((id, Bytes::from(record)));
+                }
+            }
+            Ok(found)
+        })
+    }
+
+    async fn mark_prekeys_uploaded(&self, ids: &[u32]) -> Result<()> {
+        // UPDATE, never upsert: a key consumed meanwhile stays deleted.
+        self.run_each(
+            "UPDATE pre_keys SET uploaded = 1 WHERE id = ?1",
+            ids.iter().map(|id| [id]),
+        )
+    }
+
+    async fn remove_prekey(&self, id: u32) -> Result<()> {
+        self.run("DELETE FROM pre_keys WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
+    async fn get_max_prekey_id(&self) -> Result<u32> {
+        self.with_conn(|conn| {
+            conn.prepare_cached("SELECT IFNULL(MAX(id), 0) FROM pre_keys")?
+                .query_row([], |row| row.get(0))
+        })
+    }
+
     async fn store_signed_prekey(&self, id: u32, record: &[u8]) -> Result<()> {
         let record = record.to_vec();
         self.update_records(|records| {
@@ -249,107 +608,79 @@ impl SignalStore for KeyringBackedStore {
         .await
     }
 
-    async fn put_identity(&self, address: &str, key: [u8; 32]) -> Result<()> {
-        self.inner.put_identity(address, key).await
-    }
-
-    async fn put_identities_batch(&self, identities: &[(Arc<str>, [u8; 32])]) -> Result<()> {
-        self.inner.put_identities_batch(identities).await
-    }
-
-    async fn load_identity(&self, address: &str) -> Result<Option<[u8; 32]>> {
-        self.inner.load_identity(address).await
-    }
-
-    async fn delete_identity(&self, address: &str) -> Result<()> {
-        self.inner.delete_identity(address).await
-    }
-
-    async fn get_session(&self, address: &str) -> Result<Option<Bytes>> {
-        self.inner.get_session(address).await
-    }
-
-    async fn has_session(&self, address: &str) -> Result<bool> {
-        self.inner.has_session(address).await
-    }
-
-    async fn has_signal_state_for_user(&self, user: &str) -> Result<bool> {
-        self.inner.has_signal_state_for_user(user).await
-    }
-
-    async fn put_session(&self, address: &str, session: &[u8]) -> Result<()> {
-        self.inner.put_session(address, session).await
-    }
-
-    async fn put_sessions_batch(&self, sessions: &[(Arc<str>, Bytes)]) -> Result<()> {
-        self.inner.put_sessions_batch(sessions).await
-    }
-
-    async fn delete_session(&self, address: &str) -> Result<()> {
-        self.inner.delete_session(address).await
-    }
-
-    async fn store_prekey(&self, id: u32, record: &[u8], uploaded: bool) -> Result<()> {
-        self.inner.store_prekey(id, record, uploaded).await
-    }
-
-    async fn store_prekeys_batch(&self, keys: &[(u32, Bytes)], uploaded: bool) -> Result<()> {
-        self.inner.store_prekeys_batch(keys, uploaded).await
-    }
-
-    async fn load_prekey(&self, id: u32) -> Result<Option<Bytes>> {
-        self.inner.load_prekey(id).await
-    }
-
-    async fn load_prekeys_batch(&self, ids: &[u32]) -> Result<Vec<(u32, Bytes)>> {
-        self.inner.load_prekeys_batch(ids).await
-    }
-
-    async fn remove_prekey(&self, id: u32) -> Result<()> {
-        self.inner.remove_prekey(id).await
-    }
-
-    async fn mark_prekeys_uploaded(&self, ids: &[u32]) -> Result<()> {
-        self.inner.mark_prekeys_uploaded(ids).await
-    }
-
-    async fn get_max_prekey_id(&self) -> Result<u32> {
-        self.inner.get_max_prekey_id().await
-    }
-
     async fn put_sender_key(&self, address: &str, record: &[u8]) -> Result<()> {
-        self.inner.put_sender_key(address, record).await
+        self.run(
+            "INSERT OR REPLACE INTO sender_keys (address, record) VALUES (?1, ?2)",
+            (address, record),
+        )?;
+        Ok(())
     }
 
     async fn put_sender_keys_batch(&self, sender_keys: &[(Arc<str>, Bytes)]) -> Result<()> {
-        self.inner.put_sender_keys_batch(sender_keys).await
+        self.run_each(
+            "INSERT OR REPLACE INTO sender_keys (address, record) VALUES (?1, ?2)",
+            sender_keys
+                .iter()
+                .map(|(address, record)| (address.as_ref(), record.as_ref())),
+        )
     }
 
     async fn get_sender_key(&self, address: &str) -> Result<Option<Vec<u8>>> {
-        self.inner.get_sender_key(address).await
+        self.blob(
+            "SELECT record FROM sender_keys WHERE address = ?1",
+            [address],
+        )
     }
 
     async fn delete_sender_key(&self, address: &str) -> Result<()> {
-        self.inner.delete_sender_key(address).await
+        self.run("DELETE FROM sender_keys WHERE address = ?1", [address])?;
+        Ok(())
     }
 }
 
 #[async_trait]
-impl AppSyncStore for KeyringBackedStore {
+impl AppSyncStore for SessionStore {
     async fn get_sync_key(&self, key_id: &[u8]) -> Result<Option<AppStateSyncKey>> {
-        self.inner.get_sync_key(key_id).await
+        self.with_conn(|conn| {
+            conn.prepare_cached(
+                "SELECT key_data, fingerprint, timestamp FROM sync_keys WHERE key_id = ?1",
+            )?
+            .query_row([key_id], |row| {
+                Ok(AppStateSyncKey {
+                    key_data: row.get(0)?,
+                    fingerprint: row.get(1)?,
+                    timestamp: row.get(2)?,
+                })
+            })
+            .optional()
+        })
     }
 
     async fn set_sync_key(&self, key_id: &[u8], key: AppStateSyncKey) -> Result<()> {
-        self.inner.set_sync_key(key_id, key).await
+        self.run(
+            "INSERT OR REPLACE INTO sync_keys (key_id, key_data, fingerprint, timestamp, stored_seq)
+             VALUES (?1, ?2, ?3, ?4, (SELECT IFNULL(MAX(stored_seq), 0) + 1 FROM sync_keys))",
+            (key_id, &key.key_data, &key.fingerprint, key.timestamp),
+        )?;
+        Ok(())
     }
 
     async fn get_version(&self, name: &str) -> Result<HashState> {
-        self.inner.get_version(name).await
+        match self.blob(
+            "SELECT state FROM app_state_versions WHERE name = ?1",
+            [name],
+        )? {
+            Some(raw) => from_json(&raw, "app state version"),
+            None => Ok(HashState::default()),
+        }
     }
 
     async fn set_version(&self, name: &str, state: HashState) -> Result<()> {
-        self.inner.set_version(name, state).await
+        self.run(
+            "INSERT OR REPLACE INTO app_state_versions (name, state) VALUES (?1, ?2)",
+            (name, to_json(&state)?),
+        )?;
+        Ok(())
     }
 
     async fn put_mutation_macs(
@@ -358,80 +689,182 @@ impl AppSyncStore for KeyringBackedStore {
         version: u64,
         mutations: &[AppStateMutationMAC],
     ) -> Result<()> {
-        self.inner.put_mutation_macs(name, version, mutations).await
+        let version = i64::try_from(version).map_err(|_| malformed("app state version number"))?;
+        self.run_each(
+            "INSERT OR REPLACE INTO mutation_macs (name, index_mac, value_mac, version)
+             VALUES (?1, ?2, ?3, ?4)",
+            mutations
+                .iter()
+                .map(|m| (name, &m.index_mac, &m.value_mac, version)),
+        )
     }
 
     async fn get_mutation_mac(&self, name: &str, index_mac: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.inner.get_mutation_mac(name, index_mac).await
+        self.blob(
+            "SELECT value_mac FROM mutation_macs WHERE name = ?1 AND index_mac = ?2",
+            (name, index_mac),
+        )
     }
 
     async fn get_mutation_macs(
         &self,
         name: &str,
         index_macs: &[[u8; 32]],
-    ) -> Result<std::collections::HashMap<[u8; 32], Vec<u8>>> {
-        self.inner.get_mutation_macs(name, index_macs).await
+    ) -> Result<HashMap<[u8; 32], Vec<u8>>> {
+        self.with_conn(|conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT value_mac FROM mutation_macs WHERE name = ?1 AND index_mac = ?2",
+            )?;
+            let mut found = HashMap::with_capacity(index_macs.len());
+            for index_mac in index_macs {
+                if let Some(value_mac) = statement
+                    .query_row((name, &index_mac[..]), |row| row.get(0))
+                    .optional()?
+                {
+                    found.insert(*index_mac, value_mac);
+                }
+            }
+            Ok(found)
+        })
     }
 
     async fn delete_mutation_macs(&self, name: &str, index_macs: &[Vec<u8>]) -> Result<()> {
-        self.inner.delete_mutation_macs(name, index_macs).await
+        self.run_each(
+            "DELETE FROM mutation_macs WHERE name = ?1 AND index_mac = ?2",
+            index_macs.iter().map(|index_mac| (name, index_mac)),
+        )
     }
 
     async fn clear_mutation_macs(&self, name: &str) -> Result<()> {
-        self.inner.clear_mutation_macs(name).await
+        self.run("DELETE FROM mutation_macs WHERE name = ?1", [name])?;
+        Ok(())
     }
 
     async fn get_latest_sync_key_id(&self) -> Result<Option<Vec<u8>>> {
-        self.inner.get_latest_sync_key_id().await
+        self.blob(
+            "SELECT key_id FROM sync_keys ORDER BY stored_seq DESC LIMIT 1",
+            [],
+        )
     }
 }
 
+fn lid_mapping_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<LidPnMappingEntry> {
+    Ok(LidPnMappingEntry {
+        lid: row.get(0)?,
+        phone_number: row.get(1)?,
+        created_at: row.get(2)?,
+        updated_at: row.get(3)?,
+        learning_source: row.get(4)?,
+    })
+}
+
+const INSERT_LID_MAPPING: &str = "INSERT OR REPLACE INTO lid_mappings
+    (lid, phone_number, created_at, updated_at, learning_source) VALUES (?1, ?2, ?3, ?4, ?5)";
+
+fn lid_mapping_params(entry: &LidPnMappingEntry) -> impl rusqlite::Params + '_ {
+    (
+        &entry.lid,
+        &entry.phone_number,
+        entry.created_at,
+        entry.updated_at,
+        &entry.learning_source,
+    )
+}
+
+const INSERT_PENDING_INBOUND: &str = "INSERT OR REPLACE INTO pending_inbound
+    (chat, sender, id, message, stored_at) VALUES (?1, ?2, ?3, ?4, ?5)";
+
 #[async_trait]
-impl ProtocolStore for KeyringBackedStore {
+impl ProtocolStore for SessionStore {
     async fn get_sender_key_devices(&self, group_jid: &str) -> Result<Vec<(String, bool)>> {
-        self.inner.get_sender_key_devices(group_jid).await
+        self.with_conn(|conn| {
+            conn.prepare_cached(
+                "SELECT device_jid, has_key FROM sender_key_devices WHERE group_jid = ?1",
+            )?
+            .query_map([group_jid], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect()
+        })
     }
 
     async fn set_sender_key_status(&self, group_jid: &str, entries: &[(&str, bool)]) -> Result<()> {
-        self.inner.set_sender_key_status(group_jid, entries).await
+        self.run_each(
+            "INSERT OR REPLACE INTO sender_key_devices (group_jid, device_jid, has_key)
+             VALUES (?1, ?2, ?3)",
+            entries
+                .iter()
+                .map(|(device_jid, has_key)| (group_jid, device_jid, has_key)),
+        )
     }
 
     async fn clear_sender_key_devices(&self, group_jid: &str) -> Result<()> {
-        self.inner.clear_sender_key_devices(group_jid).await
+        self.run(
+            "DELETE FROM sender_key_devices WHERE group_jid = ?1",
+            [group_jid],
+        )?;
+        Ok(())
     }
 
     async fn clear_all_sender_key_devices(&self) -> Result<()> {
-        self.inner.clear_all_sender_key_devices().await
+        self.run("DELETE FROM sender_key_devices", [])?;
+        Ok(())
     }
 
     async fn delete_sender_key_device_rows(&self, device_jids: &[&str]) -> Result<()> {
-        self.inner.delete_sender_key_device_rows(device_jids).await
+        self.run_each(
+            "DELETE FROM sender_key_devices WHERE device_jid = ?1",
+            device_jids.iter().map(|jid| [jid]),
+        )
     }
 
     async fn get_lid_mapping(&self, lid: &str) -> Result<Option<LidPnMappingEntry>> {
-        self.inner.get_lid_mapping(lid).await
+        self.with_conn(|conn| {
+            conn.prepare_cached(
+                "SELECT lid, phone_number, created_at, updated_at, learning_source
+                 FROM lid_mappings WHERE lid = ?1",
+            )?
+            .query_row([lid], lid_mapping_from_row)
+            .optional()
+        })
     }
 
     async fn get_pn_mapping(&self, phone: &str) -> Result<Option<LidPnMappingEntry>> {
-        self.inner.get_pn_mapping(phone).await
+        // A phone number can have had several LIDs: the most recent one.
+        self.with_conn(|conn| {
+            conn.prepare_cached(
+                "SELECT lid, phone_number, created_at, updated_at, learning_source
+                 FROM lid_mappings WHERE phone_number = ?1 ORDER BY updated_at DESC LIMIT 1",
+            )?
+            .query_row([phone], lid_mapping_from_row)
+            .optional()
+        })
     }
 
     async fn put_lid_mapping(&self, entry: &LidPnMappingEntry) -> Result<()> {
-        self.inner.put_lid_mapping(entry).await
+        self.run(INSERT_LID_MAPPING, lid_mapping_params(entry))?;
+        Ok(())
     }
 
     async fn put_lid_mappings(&self, entries: &[LidPnMappingEntry]) -> Result<()> {
-        self.inner.put_lid_mappings(entries).await
+        self.run_each(INSERT_LID_MAPPING, entries.iter().map(lid_mapping_params))
     }
 
     async fn get_all_lid_mappings(&self) -> Result<Vec<LidPnMappingEntry>> {
-        self.inner.get_all_lid_mappings().await
+        self.with_conn(|conn| {
+            conn.prepare_cached(
+                "SELECT lid, phone_number, created_at, updated_at, learning_source
+                 FROM lid_mappings",
+            )?
+            .query_map([], lid_mapping_from_row)?
+            .collect()
+        })
     }
 
     async fn save_base_key(&self, address: &str, message_id: &str, base_key: &[u8]) -> Result<()> {
-        self.inner
-            .save_base_key(address, message_id, base_key)
-            .await
+        self.run(
+            "INSERT OR REPLACE INTO base_keys (address, message_id, base_key) VALUES (?1, ?2, ?3)",
+            (address, message_id, base_key),
+        )?;
+        Ok(())
     }
 
     async fn has_same_base_key(
@@ -440,63 +873,144 @@ impl ProtocolStore for KeyringBackedStore {
         message_id: &str,
         current_base_key: &[u8],
     ) -> Result<bool> {
-        self.inner
-            .has_same_base_key(address, message_id, current_base_key)
-            .await
+        self.exists_row(
+            "SELECT EXISTS(SELECT 1 FROM base_keys
+                WHERE address = ?1 AND message_id = ?2 AND base_key = ?3)",
+            (address, message_id, current_base_key),
+        )
     }
 
     async fn delete_base_key(&self, address: &str, message_id: &str) -> Result<()> {
-        self.inner.delete_base_key(address, message_id).await
+        self.run(
+            "DELETE FROM base_keys WHERE address = ?1 AND message_id = ?2",
+            (address, message_id),
+        )?;
+        Ok(())
     }
 
     async fn update_device_list(&self, record: DeviceListRecord) -> Result<()> {
-        self.inner.update_device_list(record).await
+        self.run(
+            "INSERT OR REPLACE INTO device_lists (user, record) VALUES (?1, ?2)",
+            (&record.user, to_json(&record)?),
+        )?;
+        Ok(())
     }
 
     async fn update_device_lists(&self, records: Vec<DeviceListRecord>) -> Result<()> {
-        self.inner.update_device_lists(records).await
+        let rows = records
+            .iter()
+            .map(|record| Ok((record.user.as_str(), to_json(record)?)))
+            .collect::<Result<Vec<_>>>()?;
+        self.run_each(
+            "INSERT OR REPLACE INTO device_lists (user, record) VALUES (?1, ?2)",
+            rows.iter().map(|(user, raw)| (user, raw)),
+        )
     }
 
     async fn get_devices(&self, user: &str) -> Result<Option<DeviceListRecord>> {
-        self.inner.get_devices(user).await
+        self.blob("SELECT record FROM device_lists WHERE user = ?1", [user])?
+            .map(|raw| from_json(&raw, "device list"))
+            .transpose()
     }
 
     async fn delete_devices(&self, user: &str) -> Result<()> {
-        self.inner.delete_devices(user).await
+        self.run("DELETE FROM device_lists WHERE user = ?1", [user])?;
+        Ok(())
     }
 
     async fn get_group_metadata(&self, group_jid: &str) -> Result<Option<Vec<u8>>> {
-        self.inner.get_group_metadata(group_jid).await
+        self.blob(
+            "SELECT blob FROM group_metadata WHERE group_jid = ?1",
+            [group_jid],
+        )
     }
 
     async fn put_group_metadata(&self, group_jid: &str, blob: &[u8]) -> Result<()> {
-        self.inner.put_group_metadata(group_jid, blob).await
+        self.run(
+            "INSERT OR REPLACE INTO group_metadata (group_jid, blob) VALUES (?1, ?2)",
+            (group_jid, blob),
+        )?;
+        Ok(())
     }
 
     async fn delete_group_metadata(&self, group_jid: &str) -> Result<()> {
-        self.inner.delete_group_metadata(group_jid).await
+        self.run(
+            "DELETE FROM group_metadata WHERE group_jid = ?1",
+            [group_jid],
+        )?;
+        Ok(())
     }
 
     async fn get_tc_token(&self, jid: &str) -> Result<Option<TcTokenEntry>> {
-        self.inner.get_tc_token(jid).await
+        self.with_conn(|conn| {
+            conn.prepare_cached(
+                "SELECT token, token_timestamp, sender_timestamp FROM tc_tokens WHERE jid = ?1",
+            )?
+            .query_row([jid], |row| {
+                Ok(TcTokenEntry {
+                    token: row.get(0)?,
+                    token_timestamp: row.get(1)?,
+                    sender_timestamp: row.get(2)?,
+                })
+            })
+            .optional()
+        })
     }
 
     async fn put_tc_token(&self, jid: &str, entry: &TcTokenEntry) -> Result<()> {
-        self.inner.put_tc_token(jid, entry).await
+        self.run(
+            "INSERT OR REPLACE INTO tc_tokens (jid, token, token_timestamp, sender_timestamp)
+             VALUES (?1, ?2, ?3, ?4)",
+            (
+                jid,
+                &entry.token,
+                entry.token_timestamp,
+                entry.sender_timestamp,
+            ),
+        )?;
+        Ok(())
     }
 
     async fn delete_tc_token(&self, jid: &str) -> Result<()> {
-        self.inner.delete_tc_token(jid).await
+        self.run("DELETE FROM tc_tokens WHERE jid = ?1", [jid])?;
+        Ok(())
     }
 
     async fn get_all_tc_token_jids(&self) -> Result<Vec<String>> {
-        self.inner.get_all_tc_token_jids().await
+        self.with_conn(|conn| {
+            conn.prepare_cached("SELECT jid FROM tc_tokens")?
+                .query_map([], |row| row.get(0))?
+                .collect()
+        })
     }
 
     async fn delete_expired_tc_tokens(&self, token_cutoff: i64, sender_cutoff: i64) -> Result<u32> {
-        self.inner
-            .delete_expired_tc_tokens(token_cutoff, sender_cutoff)
-            .await
+        // A row goes only when both its received token and its sender bucket
+        // are stale or absent.
+        self.deleted(
+            "DELETE FROM tc_tokens WHERE NOT (
+                (length(token) > 0 AND token_timestamp >= ?1)
+                OR (sender_timestamp IS NOT NULL AND sender_timestamp >= ?2))",
+            (token_cutoff, sender_cutoff),
+        )
+    }
+
+    async fn touch_tc_token_sender_timestamp(
+        &self,
+        jid: &str,
+        sender_timestamp: i64,
+    ) -> Result<()> {
+        // One statement, so atomic against `store_received_tc_token`; the
+        // bucket only moves forward.
+        self.run(
+            "INSERT INTO tc_tokens (jid, token, token_timestamp, sender_timestamp)
+             VALUES (?1, x'', ?2, ?2)
+             ON CONFLICT (jid) DO UPDATE SET sender_timestamp =
+                max(IFNULL(tc_tokens.sender_timestamp, excluded.sender_timestamp),
+                    excluded.sender_timestamp)",
+            (jid, sender_timestamp),
+        )?;
+        Ok(())
     }
 
     async fn store_received_tc_token(
@@ -505,19 +1019,18 @@ impl ProtocolStore for KeyringBackedStore {
         token: &[u8],
         token_timestamp: i64,
     ) -> Result<()> {
-        self.inner
-            .store_received_tc_token(jid, token, token_timestamp)
-            .await
-    }
-
-    async fn touch_tc_token_sender_timestamp(
-        &self,
-        jid: &str,
-        sender_timestamp: i64,
-    ) -> Result<()> {
-        self.inner
-            .touch_tc_token_sender_timestamp(jid, sender_timestamp)
-            .await
+        // Newer wins, a placeholder never blocks a real token, and the sender
+        // bucket is kept: one statement, so atomic.
+        self.run(
+            "INSERT INTO tc_tokens (jid, token, token_timestamp, sender_timestamp)
+             VALUES (?1, ?2, ?3, NULL)
+             ON CONFLICT (jid) DO UPDATE SET
+                token = excluded.token, token_timestamp = excluded.token_timestamp
+             WHERE length(tc_tokens.token) = 0
+                OR excluded.token_timestamp >= tc_tokens.token_timestamp",
+            (jid, token, token_timestamp),
+        )?;
+        Ok(())
     }
 
     async fn store_sent_message(
@@ -526,19 +1039,26 @@ impl ProtocolStore for KeyringBackedStore {
         message_id: &str,
         payload: &[u8],
     ) -> Result<()> {
-        self.inner
-            .store_sent_message(chat_jid, message_id, payload)
-            .await
+        self.run(
+            "INSERT OR REPLACE INTO sent_messages (chat_jid, message_id, payload, sent_at)
+             VALUES (?1, ?2, ?3, ?4)",
+            (chat_jid, message_id, payload, now_secs()),
+        )?;
+        Ok(())
     }
 
     async fn take_sent_message(&self, chat_jid: &str, message_id: &str) -> Result<Option<Vec<u8>>> {
-        self.inner.take_sent_message(chat_jid, message_id).await
+        self.blob(
+            "DELETE FROM sent_messages WHERE chat_jid = ?1 AND message_id = ?2 RETURNING payload",
+            (chat_jid, message_id),
+        )
     }
 
     async fn delete_expired_sent_messages(&self, cutoff_timestamp: i64) -> Result<u32> {
-        self.inner
-            .delete_expired_sent_messages(cutoff_timestamp)
-            .await
+        self.deleted(
+            "DELETE FROM sent_messages WHERE sent_at < ?1",
+            [cutoff_timestamp],
+        )
     }
 
     async fn store_pending_inbound(
@@ -548,9 +1068,11 @@ impl ProtocolStore for KeyringBackedStore {
         id: &str,
         message: &[u8],
     ) -> Result<()> {
-        self.inner
-            .store_pending_inbound(chat, sender, id, message)
-            .await
+        self.run(
+            INSERT_PENDING_INBOUND,
+            (chat, sender, id, message, now_secs()),
+        )?;
+        Ok(())
     }
 
     async fn get_pending_inbound(
@@ -559,32 +1081,71 @@ impl ProtocolStore for KeyringBackedStore {
         sender: &str,
         id: &str,
     ) -> Result<Option<Vec<u8>>> {
-        self.inner.get_pending_inbound(chat, sender, id).await
+        self.blob(
+            "SELECT message FROM pending_inbound WHERE chat = ?1 AND sender = ?2 AND id = ?3",
+            (chat, sender, id),
+        )
     }
 
     async fn delete_pending_inbound(&self, chat: &str, sender: &str, id: &str) -> Result<()> {
-        self.inner.delete_pending_inbound(chat, sender, id).await
+        self.run(
+            "DELETE FROM pending_inbound WHERE chat = ?1 AND sender = ?2 AND id = ?3",
+            (chat, sender, id),
+        )?;
+        Ok(())
     }
 
     async fn delete_expired_pending_inbound(&self, cutoff_timestamp: i64) -> Result<u32> {
-        self.inner
-            .delete_expired_pending_inbound(cutoff_timestamp)
-            .await
+        self.deleted(
+            "DELETE FROM pending_inbound WHERE stored_at < ?1",
+            [cutoff_timestamp],
+        )
     }
 
     async fn store_pending_inbound_batch(&self, rows: &[PendingInboundRow<'_>]) -> Result<()> {
-        self.inner.store_pending_inbound_batch(rows).await
+        let now = now_secs();
+        self.run_each(
+            INSERT_PENDING_INBOUND,
+            rows.iter()
+                .map(|row| (row.chat, row.sender, row.id, row.message, now)),
+        )
     }
 
     async fn delete_pending_inbound_batch(&self, keys: &[PendingInboundKey<'_>]) -> Result<()> {
-        self.inner.delete_pending_inbound_batch(keys).await
+        self.run_each(
+            "DELETE FROM pending_inbound WHERE chat = ?1 AND sender = ?2 AND id = ?3",
+            keys.iter().map(|key| (key.chat, key.sender, key.id)),
+        )
     }
 }
 
 #[async_trait]
-impl MsgSecretStore for KeyringBackedStore {
+impl MsgSecretStore for SessionStore {
     async fn put_msg_secrets(&self, entries: Vec<MsgSecretEntry>) -> Result<usize> {
-        self.inner.put_msg_secrets(entries).await
+        // On a key conflict the secret is replaced, the deadline only grows
+        // (0 = never wins) and a known parent time is never cleared: the
+        // trait's `merge_msg_secret_expiry` and `merge_msg_secret_message_ts`.
+        self.run_each(
+            "INSERT INTO msg_secrets (chat, sender, msg_id, secret, expires_at, message_ts)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (chat, sender, msg_id) DO UPDATE SET
+                secret = excluded.secret,
+                expires_at = CASE
+                    WHEN msg_secrets.expires_at = 0 OR excluded.expires_at = 0 THEN 0
+                    ELSE max(msg_secrets.expires_at, excluded.expires_at) END,
+                message_ts = max(msg_secrets.message_ts, excluded.message_ts)",
+            entries.iter().map(|e| {
+                (
+                    e.chat.as_ref(),
+                    e.sender.as_ref(),
+                    e.msg_id.as_ref(),
+                    &e.secret[..],
+                    e.expires_at,
+                    e.message_ts,
+                )
+            }),
+        )?;
+        Ok(entries.len())
     }
 
     async fn get_msg_secret(
@@ -593,7 +1154,10 @@ impl MsgSecretStore for KeyringBackedStore {
         sender: &str,
         msg_id: &str,
     ) -> Result<Option<Vec<u8>>> {
-        self.inner.get_msg_secret(chat, sender, msg_id).await
+        Ok(self
+            .get_msg_secret_with_ts(chat, sender, msg_id)
+            .await?
+            .map(|(secret, _)| secret))
     }
 
     async fn get_msg_secret_with_ts(
@@ -602,31 +1166,45 @@ impl MsgSecretStore for KeyringBackedStore {
         sender: &str,
         msg_id: &str,
     ) -> Result<Option<(Vec<u8>, i64)>> {
-        self.inner
-            .get_msg_secret_with_ts(chat, sender, msg_id)
-            .await
+        self.with_conn(|conn| {
+            conn.prepare_cached(
+                "SELECT secret, message_ts FROM msg_secrets
+                 WHERE chat = ?1 AND sender = ?2 AND msg_id = ?3",
+            )?
+            .query_row((chat, sender, msg_id), |row| Ok((row.get(0)?, row.get(1)?)))
+            .optional()
+        })
     }
 
     async fn delete_expired_msg_secrets(&self, cutoff_timestamp: i64) -> Result<u32> {
-        self.inner
-            .delete_expired_msg_secrets(cutoff_timestamp)
-            .await
+        self.deleted(
+            "DELETE FROM msg_secrets WHERE expires_at != 0 AND expires_at <= ?1",
+            [cutoff_timestamp],
+        )
     }
 }
 
 #[async_trait]
-impl DeviceStore for KeyringBackedStore {
+impl DeviceStore for SessionStore {
     async fn save(&self, device: &Device) -> Result<()> {
         let records = self.signed_pre_key_records().await?;
         self.write_secrets(DeviceSecrets::of(device, records))
             .await?;
-        self.inner.save(&scrubbed(device)?).await
+        self.run(
+            "INSERT OR REPLACE INTO device (id, record) VALUES (1, ?1)",
+            [to_json(&scrubbed(device)?)?],
+        )?;
+        Ok(())
     }
 
     async fn load(&self) -> Result<Option<Device>> {
-        let Some(mut device) = self.inner.load().await? else {
+        let Some(raw) = self.blob("SELECT record FROM device WHERE id = 1", [])? else {
             return Ok(None);
         };
+        let mut device: Device = from_json(&raw, "device record")?;
+        // Not persisted (serde skips them): what this build sends.
+        device.device_props = Arc::new(wacore::store::device::DEVICE_PROPS.clone());
+        device.client_profile = wacore::client_profile::ClientProfile::web();
         let secrets = self.read_secrets().await?.ok_or_else(|| {
             StoreError::Validation(
                 "the session store exists but the device's keyring entry is missing".into(),
@@ -637,21 +1215,12 @@ impl DeviceStore for KeyringBackedStore {
     }
 
     async fn exists(&self) -> Result<bool> {
-        self.inner.exists().await
+        self.exists_row("SELECT EXISTS(SELECT 1 FROM device)", [])
     }
 
     async fn create(&self) -> Result<i32> {
-        // Not delegated: the library's create() writes fresh keys to SQLite.
-        // save() upserts the row with placeholders, secrets to the keyring.
         self.save(&Device::new()).await?;
-        Ok(self.inner.device_id())
-    }
-
-    async fn snapshot_db(&self, name: &str, extra_content: Option<&[u8]>) -> Result<()> {
-        self.inner.snapshot_db(name, extra_content).await
-    }
-
-    async fn resource_report(&self) -> wacore::stats::StorageResourceReport {
-        self.inner.resource_report().await
+        // One device per store: its row id is always 1.
+        Ok(1)
     }
 }
