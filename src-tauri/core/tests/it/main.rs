@@ -13,6 +13,7 @@ mod faults;
 mod keyring_store;
 mod qr;
 mod service_offline;
+mod session_store;
 mod sessions;
 mod support;
 mod test_keyring;
