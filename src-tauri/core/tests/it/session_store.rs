@@ -1,19 +1,23 @@
 //! Conformance of the per-device session store to the whatsapp-rust storage
 //! contract (`wacore::store::traits::Backend`). The reference semantics are
 //! wacore's own `InMemoryBackend`: one scripted sequence runs against both and
-//! every observable result must match, and again after reopening the file.
+//! every observable result must match. Further tests cover what only a file
+//! store has: persistence, secrets kept out of the file, file modes and
+//! broken files.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use wa_device_core::session::store::SessionStore;
-use wa_device_core::{DeviceId, MemorySecretStore, SecretStore};
+use wa_device_core::session::store::{SessionStore, secret_name};
+use wa_device_core::{DeviceId, ErrorCode, MemorySecretStore, SecretStore};
 use wacore::appstate::hash::HashState;
 use wacore::appstate::processor::AppStateMutationMAC;
+use wacore::libsignal::protocol::KeyPair;
 use wacore::store::error::StoreError;
 use wacore::store::traits::{
-    AppStateSyncKey, Backend, DeviceInfo, DeviceListRecord, LidPnMappingEntry, MsgSecretEntry,
-    PendingInboundKey, PendingInboundRow, TcTokenEntry,
+    AppStateSyncKey, Backend, DeviceInfo, DeviceListRecord, DeviceStore, LidPnMappingEntry,
+    MsgSecretEntry, PendingInboundKey, PendingInboundRow, SignalStore, TcTokenEntry,
 };
 use wacore::store::{CachedNoiseCert, CachedServerCertChain, Device, InMemoryBackend};
 use whatsapp_rust::bytes::Bytes;
@@ -1124,4 +1128,211 @@ async fn everything_written_is_there_after_reopening() {
     let reopened = SessionStore::open(&path, secrets, &device_id()).unwrap();
     let actual = observe(&reopened).await;
     assert_same_transcript(&reference, &actual, "reopened session store");
+}
+
+/// Every encoding in which a secret could plausibly land in the file: raw,
+/// hex (either case) and a JSON number list.
+fn encodings(secret: &[u8]) -> Vec<Vec<u8>> {
+    let lower: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+    let decimal = secret
+        .iter()
+        .map(|b| b.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    vec![
+        secret.to_vec(),
+        lower.clone().into_bytes(),
+        lower.to_uppercase().into_bytes(),
+        decimal.into_bytes(),
+    ]
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The database file and, when present, its `-wal` and `-shm` siblings.
+fn database_files(path: &Path) -> Vec<PathBuf> {
+    let mut files = vec![path.to_path_buf()];
+    for suffix in ["-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let sibling = PathBuf::from(name);
+        if sibling.exists() {
+            files.push(sibling);
+        }
+    }
+    files
+}
+
+fn assert_no_secret_in_files(path: &Path, secrets: &[(&str, Vec<u8>)], when: &str) {
+    for file in database_files(path) {
+        let bytes = std::fs::read(&file).unwrap();
+        for (name, secret) in secrets {
+            for encoding in encodings(secret) {
+                assert!(
+                    !contains(&bytes, &encoding),
+                    "{when}: {} holds the {name}",
+                    file.display()
+                );
+            }
+        }
+    }
+}
+
+fn any_file_contains(path: &Path, needle: &[u8]) -> bool {
+    database_files(path)
+        .iter()
+        .any(|file| contains(&std::fs::read(file).unwrap(), needle))
+}
+
+fn private_key(pair: &KeyPair) -> Vec<u8> {
+    pair.private_key.serialize().to_vec()
+}
+
+fn public_key(pair: &KeyPair) -> Vec<u8> {
+    pair.public_key.public_key_bytes().to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_reaches_the_database_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("session.sqlite3");
+    let secret_store = Arc::new(MemorySecretStore::default());
+    let secrets: Arc<dyn SecretStore> = secret_store.clone();
+    let id = device_id();
+
+    let mut device = Device::new();
+    // Proves the device row did reach the files the secrets must stay out of.
+    device.push_name = "push-name-that-must-reach-the-file".into();
+    let signed_pre_key_record: Vec<u8> = (0..96).map(|_| rand::random::<u8>()).collect();
+    let needles = [
+        ("noise private key", private_key(&device.noise_key)),
+        ("noise public key", public_key(&device.noise_key)),
+        ("identity private key", private_key(&device.identity_key)),
+        ("identity public key", public_key(&device.identity_key)),
+        (
+            "signed pre-key private key",
+            private_key(&device.signed_pre_key),
+        ),
+        ("ADV secret", device.adv_secret_key.to_vec()),
+        ("signed pre-key record", signed_pre_key_record.clone()),
+    ];
+
+    let store = SessionStore::open(&path, Arc::clone(&secrets), &id).unwrap();
+    store.save(&device).await.unwrap();
+    store
+        .store_signed_prekey(device.signed_pre_key_id, &signed_pre_key_record)
+        .await
+        .unwrap();
+    assert_no_secret_in_files(&path, &needles, "while open");
+    drop(store);
+    assert_no_secret_in_files(&path, &needles, "after closing");
+    assert!(any_file_contains(&path, device.push_name.as_bytes()));
+    assert_eq!(secret_store.names(), vec![secret_name(&id)]);
+
+    let reopened = SessionStore::open(&path, secrets, &id).unwrap();
+    let loaded = reopened.load().await.unwrap().unwrap();
+    for (name, original, back) in [
+        ("noise", &device.noise_key, &loaded.noise_key),
+        ("identity", &device.identity_key, &loaded.identity_key),
+        (
+            "signed pre-key",
+            &device.signed_pre_key,
+            &loaded.signed_pre_key,
+        ),
+    ] {
+        assert_eq!(
+            private_key(back),
+            private_key(original),
+            "{name} private key"
+        );
+        assert_eq!(public_key(back), public_key(original), "{name} public key");
+    }
+    assert_eq!(loaded.adv_secret_key, device.adv_secret_key);
+    assert_eq!(
+        reopened
+            .load_signed_prekey(device.signed_pre_key_id)
+            .await
+            .unwrap(),
+        Some(signed_pre_key_record)
+    );
+}
+
+fn assert_private(path: &Path, when: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let files = database_files(path);
+    for file in &files {
+        let mode = std::fs::metadata(file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{when}: {} has mode {mode:o}", file.display());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_files_are_private() {
+    // With the usual umask 022 a plainly created file would be 0644.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("session.sqlite3");
+    let secrets: Arc<dyn SecretStore> = Arc::new(MemorySecretStore::default());
+    let store = SessionStore::open(&path, secrets, &device_id()).unwrap();
+    store.save(&fixture_device()).await.unwrap();
+    store.put_session(ALICE, b"session").await.unwrap();
+    assert!(path.exists());
+    assert_private(&path, "while open");
+    drop(store);
+    assert_private(&path, "after closing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_that_is_not_a_database_is_an_internal_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("session.sqlite3");
+    let garbage = b"this is not an SQLite database\n".repeat(256);
+    std::fs::write(&path, &garbage).unwrap();
+    let secrets: Arc<dyn SecretStore> = Arc::new(MemorySecretStore::default());
+    let err = match SessionStore::open(&path, secrets, &device_id()) {
+        Ok(_) => panic!("opened a file that is not a database"),
+        Err(err) => err,
+    };
+    assert_eq!(err.code, ErrorCode::Internal, "{err:?}");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        garbage,
+        "a failed open must leave the file as it was"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loading_a_device_whose_secrets_are_missing_or_unreadable_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("session.sqlite3");
+    let secrets: Arc<dyn SecretStore> = Arc::new(MemorySecretStore::default());
+    let id = device_id();
+    let store = SessionStore::open(&path, Arc::clone(&secrets), &id).unwrap();
+    store.save(&fixture_device()).await.unwrap();
+    drop(store);
+
+    secrets.delete(&secret_name(&id)).unwrap();
+    let reopened = SessionStore::open(&path, Arc::clone(&secrets), &id).unwrap();
+    assert!(reopened.exists().await.unwrap());
+    match reopened.load().await {
+        Err(_) => {}
+        Ok(device) => panic!(
+            "loaded a device without its secrets (found: {})",
+            device.is_some()
+        ),
+    }
+    drop(reopened);
+
+    secrets
+        .set(&secret_name(&id), b"not what the store writes")
+        .unwrap();
+    let reopened = SessionStore::open(&path, secrets, &id).unwrap();
+    match reopened.load().await {
+        Err(_) => {}
+        Ok(device) => panic!(
+            "loaded a device from an unreadable secret (found: {})",
+            device.is_some()
+        ),
+    }
 }
