@@ -1336,3 +1336,29 @@ async fn loading_a_device_whose_secrets_are_missing_or_unreadable_fails() {
         ),
     }
 }
+
+/// What `load()` gives after `create()` on a saved device. The client calls
+/// `create()` only when `exists()` is false, yet a create on an existing
+/// device must not replace its credentials: the in-memory store keeps the
+/// device, the library's SQLite store refuses the insert.
+async fn device_after_create_on_existing<B: Backend>(store: &B, fixture: &Device) -> Vec<String> {
+    store.save(fixture).await.unwrap();
+    // Ok or Err are both acceptable; the device after it is what counts.
+    let _ = store.create().await;
+    device_fields(store.load().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_on_an_existing_device_keeps_its_credentials() {
+    let fixture = fixture_device();
+    let expected = device_fields(Some(fixture.clone()));
+    let reference = device_after_create_on_existing(&InMemoryBackend::new(), &fixture).await;
+    assert_eq!(reference, expected);
+
+    let dir = tempfile::tempdir().unwrap();
+    let secrets: Arc<dyn SecretStore> = Arc::new(MemorySecretStore::default());
+    let store =
+        SessionStore::open(&dir.path().join("session.sqlite3"), secrets, &device_id()).unwrap();
+    let actual = device_after_create_on_existing(&store, &fixture).await;
+    assert_same_transcript(&reference, &actual, "session store");
+}
