@@ -181,6 +181,7 @@ pub struct LiveSession {
     pub generation: u64,
     pub client: Arc<Client>,
     run: tokio::task::JoinHandle<()>,
+    store: Arc<store::SessionStore>,
 }
 
 impl LiveSession {
@@ -207,15 +208,15 @@ impl LiveSession {
     ) -> Result<LiveSession> {
         create_private_dir(&layout.sessions_dir())?;
         let db_path = layout.session_db(id);
-        let backend = store::SessionStore::open(&db_path, secrets.store, id)?;
+        let store = Arc::new(store::SessionStore::open(&db_path, secrets.store, id)?);
         if let Some(raw) = secrets.prefetched {
-            backend.prime(&raw)?;
+            store.prime(&raw)?;
         }
 
         let ended = events.clone();
         let library_retries = !matches!(purpose, SessionPurpose::Connect);
         let builder = Bot::builder()
-            .with_backend(backend)
+            .with_backend_arc(Arc::clone(&store) as Arc<dyn wacore::store::traits::Backend>)
             .with_event_handler(EventForwarder {
                 generation,
                 tx: events,
@@ -272,6 +273,7 @@ impl LiveSession {
             generation,
             client,
             run,
+            store,
         })
     }
 
@@ -284,11 +286,15 @@ impl LiveSession {
             .store(false, Ordering::Relaxed);
     }
 
-    /// Stops the client: a clean disconnect bounded in time, then abort.
+    /// Stops the client: a clean disconnect bounded in time, then abort;
+    /// then closes its session store, so that the caller may delete the
+    /// store's files (the client's own tasks may hold the store a while
+    /// longer, and would find it closed).
     pub async fn stop(self) {
         let client = Arc::clone(&self.client);
         let _ = tokio::time::timeout(STOP_TIMEOUT, client.disconnect()).await;
         self.run.abort();
+        self.store.close();
     }
 }
 

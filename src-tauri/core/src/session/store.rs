@@ -274,7 +274,8 @@ fn now_secs() -> i64 {
 
 /// The session store of one device (see the module docs).
 pub struct SessionStore {
-    conn: Mutex<Connection>,
+    /// `None` once [`SessionStore::close`]d.
+    conn: Mutex<Option<Connection>>,
     secrets: Arc<dyn SecretStore>,
     secret_name: String,
     /// What the keyring entry holds, once read or written: saves that change
@@ -296,6 +297,13 @@ impl SessionStore {
             ServiceError::internal(format!("cannot open the session store: {e}"))
         };
         let mut conn = Connection::open(path).map_err(cannot_open)?;
+        // Every device's store is opened at start-up; creating its `-wal`
+        // and `-shm` files anew each time cost more than the rest of the
+        // open (see `persistent_wal`). Kept, the WAL is truncated to nothing
+        // at close; logout and delete remove all three files.
+        persistent_wal::keep_wal_files(&conn).map_err(cannot_open)?;
+        conn.pragma_update(None, "journal_size_limit", 0)
+            .map_err(cannot_open)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         // A stopped session's store can linger in the library's tasks for a
         // moment while the next one opens: wait for its lock, do not fail.
@@ -312,7 +320,7 @@ impl SessionStore {
             ServiceError::internal(format!("cannot open the session store: {}", e.message))
         })?;
         Ok(SessionStore {
-            conn: Mutex::new(conn),
+            conn: Mutex::new(Some(conn)),
             secrets,
             secret_name: secret_name(id),
             cached: Mutex::new(None),
@@ -328,15 +336,33 @@ impl SessionStore {
         Ok(())
     }
 
-    fn lock(&self) -> MutexGuard<'_, Connection> {
+    fn lock(&self) -> MutexGuard<'_, Option<Connection>> {
         // Every write is one statement or one transaction, so a panic while
         // holding the lock cannot leave the file half-written.
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Closes the database now (checkpointing it), whoever still holds the
+    /// store: the client's tasks can outlive its session for a while, and a
+    /// logout must not delete the files under an open connection. Every
+    /// later call fails with a connection error.
+    pub fn close(&self) {
+        if let Some(conn) = self.lock().take() {
+            // On failure rusqlite still frees the connection; the files are
+            // consistent either way (WAL), and the caller deletes or keeps
+            // them.
+            let _ = conn.close();
+        }
+    }
+
     /// Runs `work` on the connection, inline (see the module docs).
     fn with_conn<T>(&self, work: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T> {
-        work(&mut self.lock()).map_err(db_error)
+        match self.lock().as_mut() {
+            Some(conn) => work(conn).map_err(db_error),
+            None => Err(StoreError::Connection(
+                "the session store was closed: its session has ended".into(),
+            )),
+        }
     }
 
     /// Runs one statement with `params`.
@@ -1219,7 +1245,11 @@ impl DeviceStore for SessionStore {
     }
 
     async fn create(&self) -> Result<i32> {
-        self.save(&Device::new()).await?;
+        // Never over an existing device: that would replace its credentials
+        // with fresh keys, and the link to the phone would be lost.
+        if !self.exists().await? {
+            self.save(&Device::new()).await?;
+        }
         // One device per store: its row id is always 1.
         Ok(1)
     }
