@@ -17,14 +17,30 @@ pub trait SecretStore: Send + Sync + 'static {
     fn set(&self, name: &str, secret: &[u8]) -> Result<()>;
     /// Deletes the secret called `name`; deleting a missing one succeeds.
     fn delete(&self, name: &str) -> Result<()>;
-    /// Every secret whose name starts with `prefix`, by name, read in one
-    /// pass: the start-up restore reads all devices' entries this way instead
-    /// of one lookup per device. A name with more than one entry is left out
-    /// (its own `get` reports the ambiguity). A store that cannot list its
-    /// entries returns none, and callers fall back to `get`.
+    /// Hands every secret whose name starts with `prefix` to `found`, one by
+    /// one as it is read, in one pass: the start-up restore reads all
+    /// devices' entries this way instead of one lookup per device, and
+    /// starts connecting the first devices while the rest are read. A name
+    /// with more than one entry is left out (its own `get` reports the
+    /// ambiguity). A store that cannot list its entries hands none, and
+    /// callers fall back to `get`. If the read fails midway and is retried,
+    /// `found` may see a name twice.
+    fn for_each_with_prefix(
+        &self,
+        prefix: &str,
+        found: &mut dyn FnMut(String, Vec<u8>),
+    ) -> Result<()> {
+        let _ = (prefix, found);
+        Ok(())
+    }
+
+    /// [`SecretStore::for_each_with_prefix`], collected by name.
     fn get_all(&self, prefix: &str) -> Result<HashMap<String, Vec<u8>>> {
-        let _ = prefix;
-        Ok(HashMap::new())
+        let mut all = HashMap::new();
+        self.for_each_with_prefix(prefix, &mut |name, secret| {
+            all.insert(name, secret);
+        })?;
+        Ok(all)
     }
 }
 
@@ -106,7 +122,7 @@ impl KeyringSecretStore {
     /// or a second failure, is returned.
     fn with_service<T>(
         &self,
-        op: impl Fn(&SecretService) -> std::result::Result<T, ss::Error>,
+        mut op: impl FnMut(&SecretService) -> std::result::Result<T, ss::Error>,
     ) -> Result<T> {
         let mut connection = self.connection.lock().unwrap_or_else(|p| p.into_inner());
         let mut retried = false;
@@ -241,37 +257,38 @@ impl SecretStore for KeyringSecretStore {
         done.map_err(ambiguous_error)
     }
 
-    /// One `SearchItems` for the whole service, then the attributes and
-    /// secret of each item. gnome-keyring answers a search by scanning its
-    /// items, so a lookup per device costs O(N) each and a restore of N
-    /// devices O(N²) in the daemon; this is one scan.
-    fn get_all(&self, prefix: &str) -> Result<HashMap<String, Vec<u8>>> {
+    /// One `SearchItems` for the whole service, then the attributes of each
+    /// item, then the secrets. gnome-keyring answers a search by scanning
+    /// its items, so a lookup per device costs O(N) each and a restore of N
+    /// devices O(N²) in the daemon; this is one scan. Names come first so
+    /// that a duplicated name is known before any secret is handed out.
+    fn for_each_with_prefix(
+        &self,
+        prefix: &str,
+        found: &mut dyn FnMut(String, Vec<u8>),
+    ) -> Result<()> {
         self.with_service(|service| {
             let attributes = HashMap::from([
                 ("service", self.service.as_str()),
                 ("target", KEYRING_TARGET),
             ]);
-            let mut found: HashMap<String, Option<Vec<u8>>> = HashMap::new();
-            for item in matching_items(service, attributes)? {
-                let Some(name) = item.get_attributes()?.remove("username") else {
-                    continue;
-                };
-                if !name.starts_with(prefix) {
-                    continue;
-                }
-                match found.get_mut(&name) {
-                    // Ambiguous: dropped below, `get` will report it.
-                    Some(slot) => *slot = None,
-                    None => {
-                        let secret = item.get_secret()?;
-                        found.insert(name, Some(secret));
-                    }
+            let items = matching_items(service, attributes)?;
+            let mut named = Vec::with_capacity(items.len());
+            let mut entries_per_name: HashMap<String, usize> = HashMap::new();
+            for item in &items {
+                if let Some(name) = item.get_attributes()?.remove("username")
+                    && name.starts_with(prefix)
+                {
+                    *entries_per_name.entry(name.clone()).or_default() += 1;
+                    named.push((name, item));
                 }
             }
-            Ok(found
-                .into_iter()
-                .filter_map(|(name, secret)| secret.map(|s| (name, s)))
-                .collect())
+            for (name, item) in named {
+                if entries_per_name.get(&name) == Some(&1) {
+                    found(name, item.get_secret()?);
+                }
+            }
+            Ok(())
         })
     }
 
@@ -337,15 +354,23 @@ impl SecretStore for MemorySecretStore {
         Ok(())
     }
 
-    fn get_all(&self, prefix: &str) -> Result<HashMap<String, Vec<u8>>> {
-        Ok(self
+    fn for_each_with_prefix(
+        &self,
+        prefix: &str,
+        found: &mut dyn FnMut(String, Vec<u8>),
+    ) -> Result<()> {
+        let matching: Vec<(String, Vec<u8>)> = self
             .entries
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .iter()
             .filter(|(name, _)| name.starts_with(prefix))
             .map(|(name, secret)| (name.clone(), secret.clone()))
-            .collect())
+            .collect();
+        for (name, secret) in matching {
+            found(name, secret);
+        }
+        Ok(())
     }
 }
 

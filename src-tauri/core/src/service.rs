@@ -217,11 +217,49 @@ struct Inner {
     /// lives (see [`DataLayout::lock_file`]); released by `shutdown` or when
     /// the process ends.
     folder_lock: Mutex<Option<std::fs::File>>,
-    /// Keyring entries of the devices the start-up restore connects, read in
-    /// one pass (see [`SecretStore::get_all`]), by entry name. Each is taken
-    /// by the device's first connection attempt, and dropped by any wipe of
-    /// the device, so it never outlives a logout.
-    restore_secrets: Mutex<HashMap<String, Vec<u8>>>,
+    /// Keyring entries of the devices the start-up restore connects.
+    restore_secrets: Mutex<RestoreSecrets>,
+}
+
+/// The keyring entries of the devices the start-up restore connects, read in
+/// one pass in the background (see [`SecretStore::for_each_with_prefix`]),
+/// by entry name. Each is taken by the device's first connection attempt,
+/// and dropped by any wipe of the device, so it never outlives a logout.
+#[derive(Default)]
+struct RestoreSecrets {
+    entries: HashMap<String, Vec<u8>>,
+    /// Devices whose entry the read has not reached yet. Their first attempt
+    /// waits for it before queueing for a connect permit, so permits go to
+    /// devices in the order their entries arrive and connecting overlaps
+    /// the read. Notified (a stored permit, so none is lost) when the entry
+    /// arrives, the read ends without it, or the device is wiped.
+    awaited: HashMap<String, Arc<tokio::sync::Notify>>,
+}
+
+impl RestoreSecrets {
+    /// Keeps `secret` for the device's first attempt if it still awaits it
+    /// (a device wiped meanwhile does not).
+    fn arrived(&mut self, name: String, secret: Vec<u8>) {
+        if let Some(waiting) = self.awaited.remove(&name) {
+            self.entries.insert(name, secret);
+            waiting.notify_one();
+        }
+    }
+
+    /// Forgets the device's entry, read or awaited.
+    fn forget(&mut self, name: &str) {
+        self.entries.remove(name);
+        if let Some(waiting) = self.awaited.remove(name) {
+            waiting.notify_one();
+        }
+    }
+
+    /// The read is over: nobody waits any longer.
+    fn read_ended(&mut self) {
+        for (_, waiting) in self.awaited.drain() {
+            waiting.notify_one();
+        }
+    }
 }
 
 /// The device service. Cheap to clone; all clones drive the same devices.
@@ -265,7 +303,7 @@ impl DeviceService {
                 slots: Mutex::new(HashMap::new()),
                 next_generation: AtomicU64::new(1),
                 folder_lock: Mutex::new(Some(folder_lock)),
-                restore_secrets: Mutex::new(HashMap::new()),
+                restore_secrets: Mutex::new(RestoreSecrets::default()),
             }),
         };
         service.recover().await?;
@@ -690,18 +728,34 @@ impl DeviceService {
             })
             .collect();
         if !restored.is_empty() {
-            // One pass over the keyring instead of one search per device. If
+            let mut secrets = self.inner.restore_secrets();
+            for device in &restored {
+                secrets.awaited.insert(
+                    secret_name(&device.id),
+                    Arc::new(tokio::sync::Notify::new()),
+                );
+            }
+            drop(secrets);
+            // One pass over the keyring instead of one search per device,
+            // in the background: attempts start as their entries arrive. If
             // it fails, each attempt reads its own entry (and reports a
             // keyring that is still unavailable then).
-            if let Ok(mut all) = self.inner.keyring(|s| s.get_all(SECRET_NAME_PREFIX)).await {
-                let mut wanted = self.inner.restore_secrets();
-                for device in &restored {
-                    let name = secret_name(&device.id);
-                    if let Some(secret) = all.remove(&name) {
-                        wanted.insert(name, secret);
+            let inner = Arc::clone(&self.inner);
+            tokio::spawn(async move {
+                let (tx, mut rx) = mpsc::unbounded_channel();
+                let read = inner.keyring(move |s| {
+                    s.for_each_with_prefix(SECRET_NAME_PREFIX, &mut |name, secret| {
+                        let _ = tx.send((name, secret));
+                    })
+                });
+                let deliver = async {
+                    while let Some((name, secret)) = rx.recv().await {
+                        inner.restore_secrets().arrived(name, secret);
                     }
-                }
-            }
+                };
+                let _ = tokio::join!(read, deliver);
+                inner.restore_secrets().read_ended();
+            });
         }
         for mut device in restored {
             // Nothing is connected yet, whatever the state was at exit: say
@@ -833,7 +887,7 @@ impl Inner {
         }
     }
 
-    fn restore_secrets(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<u8>>> {
+    fn restore_secrets(&self) -> std::sync::MutexGuard<'_, RestoreSecrets> {
         self.restore_secrets
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -861,7 +915,7 @@ impl Inner {
     /// Deletes a device's keyring entry and session files.
     async fn wipe_local(&self, id: &DeviceId) -> Result<()> {
         let name = secret_name(id);
-        self.restore_secrets().remove(&name);
+        self.restore_secrets().forget(&name);
         self.keyring(move |s| s.delete(&name)).await?;
         self.layout.remove_session_files(id)
     }
@@ -908,7 +962,7 @@ impl Inner {
         // Credentials that are gone (keyring entry or store deleted behind
         // our back) must not silently turn into a fresh pairing.
         let name = secret_name(&device.id);
-        let prefetched = self.restore_secrets().remove(&name);
+        let prefetched = self.restore_secrets().entries.remove(&name);
         let secret = match prefetched {
             Some(secret) => Some(secret),
             None => self.keyring(move |s| s.get(&name)).await?,
@@ -1086,7 +1140,7 @@ impl Inner {
     async fn finish_wipe(&self, wipe: &PendingWipe, reason: StateReason) -> Result<()> {
         let id = &wipe.device_id;
         let name = secret_name(id);
-        self.restore_secrets().remove(&name);
+        self.restore_secrets().forget(&name);
         self.keyring(move |s| s.delete(&name)).await?;
         self.observe(id, WipeStep::SecretsDeleted);
         if let Some(mut device) = self.db.device(id)? {
@@ -1196,6 +1250,14 @@ impl Inner {
     async fn scheduled_connect(self: Arc<Self>, id: DeviceId, token: u64, delay: Duration) {
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
+        }
+        let awaited = self
+            .restore_secrets()
+            .awaited
+            .get(&secret_name(&id))
+            .cloned();
+        if let Some(entry_read) = awaited {
+            entry_read.notified().await;
         }
         let Ok(permit) = Arc::clone(&self.connect_permits).acquire_owned().await else {
             return;
@@ -1472,6 +1534,59 @@ fn reset_identity(device: &mut Device, reason: StateReason) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn awaiting(names: &[&str]) -> (RestoreSecrets, Vec<Arc<tokio::sync::Notify>>) {
+        let mut secrets = RestoreSecrets::default();
+        let notifies = names
+            .iter()
+            .map(|name| {
+                let notify = Arc::new(tokio::sync::Notify::new());
+                secrets.awaited.insert(name.to_string(), Arc::clone(&notify));
+                notify
+            })
+            .collect();
+        (secrets, notifies)
+    }
+
+    /// Whether `notify` holds a wake-up (the waiter may come after it).
+    fn woken(notify: &tokio::sync::Notify) -> bool {
+        let notified = notify.notified();
+        tokio::pin!(notified);
+        notified.enable()
+    }
+
+    #[test]
+    fn an_arriving_entry_wakes_its_device_only() {
+        let (mut secrets, notifies) = awaiting(&["device/a", "device/b"]);
+        secrets.arrived("device/a".into(), b"a".to_vec());
+        assert!(woken(&notifies[0]));
+        assert!(!woken(&notifies[1]));
+        assert_eq!(secrets.entries.get("device/a"), Some(&b"a".to_vec()));
+        // Entries of devices not being restored are not kept.
+        secrets.arrived("device/other".into(), b"x".to_vec());
+        assert!(!secrets.entries.contains_key("device/other"));
+    }
+
+    #[test]
+    fn an_entry_arriving_after_a_wipe_is_dropped() {
+        let (mut secrets, notifies) = awaiting(&["device/a"]);
+        secrets.forget("device/a");
+        assert!(woken(&notifies[0]), "a waiting attempt must not hang");
+        secrets.arrived("device/a".into(), b"a".to_vec());
+        assert!(secrets.entries.is_empty());
+    }
+
+    #[test]
+    fn the_end_of_the_read_releases_every_waiting_device() {
+        let (mut secrets, notifies) = awaiting(&["device/a", "device/b"]);
+        secrets.arrived("device/a".into(), b"a".to_vec());
+        secrets.read_ended();
+        assert!(notifies.iter().all(|n| woken(n)));
+        assert!(secrets.awaited.is_empty());
+        // A wipe after the read still drops what was read.
+        secrets.forget("device/a");
+        assert!(secrets.entries.is_empty());
+    }
 
     #[test]
     fn pairing_codes_are_shown_in_two_groups() {
