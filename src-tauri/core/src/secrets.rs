@@ -145,6 +145,47 @@ impl KeyringSecretStore {
     }
 }
 
+/// Below this many items a bulk read uses the shared connection alone:
+/// opening more (a D-Bus connection and an encrypted session each) would
+/// cost more than it saves.
+const BULK_READ_MIN_ITEMS: usize = 64;
+
+/// Connections a bulk read spreads its calls over (see
+/// [`KeyringSecretStore::for_each_with_prefix`]).
+const BULK_READ_CONNECTIONS: usize = 4;
+
+/// For each item's `username` attribute, the name if it starts with
+/// `prefix` and no other item has it; a duplicated name is left out for
+/// every item that has it.
+fn unique_names(names: Vec<Option<String>>, prefix: &str) -> Vec<Option<String>> {
+    let mut entries_per_name: HashMap<&str, usize> = HashMap::new();
+    for name in names.iter().flatten() {
+        *entries_per_name.entry(name.as_str()).or_default() += 1;
+    }
+    let unique: Vec<bool> = names
+        .iter()
+        .map(|name| {
+            name.as_deref().is_some_and(|name| {
+                name.starts_with(prefix) && entries_per_name.get(name) == Some(&1)
+            })
+        })
+        .collect();
+    names
+        .into_iter()
+        .zip(unique)
+        .map(|(name, unique)| name.filter(|_| unique))
+        .collect()
+}
+
+fn join_keyring_worker<T>(
+    worker: std::thread::ScopedJoinHandle<'_, std::result::Result<T, ss::Error>>,
+) -> Result<T> {
+    worker
+        .join()
+        .map_err(|_| ServiceError::internal("a keyring reading thread panicked"))?
+        .map_err(map_secret_service_error)
+}
+
 /// The items matching a search, unlocking locked ones (which may prompt,
 /// as the `keyring` crate does).
 fn matching_items<'a>(
@@ -262,31 +303,105 @@ impl SecretStore for KeyringSecretStore {
     /// its items, so a lookup per device costs O(N) each and a restore of N
     /// devices O(N²) in the daemon; this is one scan. Names come first so
     /// that a duplicated name is known before any secret is handed out.
+    ///
+    /// Past [`BULK_READ_MIN_ITEMS`] items the per-item calls are spread over
+    /// [`BULK_READ_CONNECTIONS`] connections of their own: each call is a
+    /// round trip through the bus daemon to the keyring daemon, and on one
+    /// connection both daemons and this process mostly wait on each other.
     fn for_each_with_prefix(
         &self,
         prefix: &str,
         found: &mut dyn FnMut(String, Vec<u8>),
     ) -> Result<()> {
-        self.with_service(|service| {
+        let paths = self.with_service(|service| {
             let attributes = HashMap::from([
                 ("service", self.service.as_str()),
                 ("target", KEYRING_TARGET),
             ]);
-            let items = matching_items(service, attributes)?;
-            let mut named = Vec::with_capacity(items.len());
-            let mut entries_per_name: HashMap<String, usize> = HashMap::new();
-            for item in &items {
-                if let Some(name) = item.get_attributes()?.remove("username")
-                    && name.starts_with(prefix)
-                {
-                    *entries_per_name.entry(name.clone()).or_default() += 1;
-                    named.push((name, item));
+            Ok(matching_items(service, attributes)?
+                .into_iter()
+                .map(|item| item.path)
+                .collect::<Vec<_>>())
+        })?;
+        if paths.len() < BULK_READ_MIN_ITEMS {
+            return self.with_service(|service| {
+                let items: Vec<Item<'_>> = paths
+                    .iter()
+                    .map(|path| Item::new(service, path.clone()))
+                    .collect();
+                let names = items
+                    .iter()
+                    .map(|item| Ok(item.get_attributes()?.remove("username")))
+                    .collect::<std::result::Result<Vec<_>, ss::Error>>()?;
+                for (item, name) in items.iter().zip(unique_names(names, prefix)) {
+                    if let Some(name) = name {
+                        found(name, item.get_secret()?);
+                    }
                 }
+                Ok(())
+            });
+        }
+        let connections = (0..BULK_READ_CONNECTIONS)
+            .map(|_| SecretService::connect(EncryptionType::Dh))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(map_secret_service_error)?;
+        let chunk = paths.len().div_ceil(connections.len());
+        // Each connection reads the names of its share of the items (a
+        // connection is not `Sync`: each thread owns one and hands it back)...
+        let (connections, names) = std::thread::scope(|scope| {
+            let workers: Vec<_> = connections
+                .into_iter()
+                .zip(paths.chunks(chunk))
+                .map(|(service, share)| {
+                    scope.spawn(move || {
+                        let names = share
+                            .iter()
+                            .map(|path| {
+                                Ok(Item::new(&service, path.clone())
+                                    .get_attributes()?
+                                    .remove("username"))
+                            })
+                            .collect::<std::result::Result<Vec<_>, ss::Error>>()?;
+                        Ok((service, names))
+                    })
+                })
+                .collect();
+            let mut connections = Vec::with_capacity(workers.len());
+            let mut names = Vec::with_capacity(paths.len());
+            for worker in workers {
+                let (service, share) = join_keyring_worker(worker)?;
+                connections.push(service);
+                names.extend(share);
             }
-            for (name, item) in named {
-                if entries_per_name.get(&name) == Some(&1) {
-                    found(name, item.get_secret()?);
-                }
+            Ok::<_, ServiceError>((connections, names))
+        })?;
+        let wanted = unique_names(names, prefix);
+        // ...then the secrets of the wanted ones, handed out as they come.
+        std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let workers: Vec<_> = connections
+                .into_iter()
+                .zip(paths.chunks(chunk).zip(wanted.chunks(chunk)))
+                .map(|(service, (share, names))| {
+                    let tx = tx.clone();
+                    scope.spawn(move || {
+                        for (path, name) in share.iter().zip(names) {
+                            if let Some(name) = name {
+                                let secret = Item::new(&service, path.clone()).get_secret()?;
+                                // The receiver lives until every worker ends.
+                                let _ = tx.send((name.clone(), secret));
+                            }
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            drop(tx);
+            for (name, secret) in rx {
+                found(name, secret);
+            }
+            for worker in workers {
+                join_keyring_worker(worker)?;
             }
             Ok(())
         })

@@ -1541,7 +1541,9 @@ mod tests {
             .iter()
             .map(|name| {
                 let notify = Arc::new(tokio::sync::Notify::new());
-                secrets.awaited.insert(name.to_string(), Arc::clone(&notify));
+                secrets
+                    .awaited
+                    .insert(name.to_string(), Arc::clone(&notify));
                 notify
             })
             .collect();

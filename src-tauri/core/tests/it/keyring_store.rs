@@ -203,3 +203,51 @@ fn child_keyring_without_secret_service() {
     let delete = store.delete("device/a").unwrap_err();
     assert_eq!(delete.code, ErrorCode::KeyringUnavailable, "{delete:?}");
 }
+
+#[test]
+fn a_read_of_all_entries_leaves_out_duplicated_names_on_one_or_many_connections() {
+    // 3 entries use the shared connection; 70 spread over several.
+    for count in [3usize, 70] {
+        let store = test_keyring();
+        for i in 0..count {
+            store
+                .set(&format!("device/d{i}"), format!("secret {i}").as_bytes())
+                .unwrap();
+        }
+        // A second item with the name of d1, as another client could make:
+        // which of the two is right cannot be known, so neither is used.
+        let service =
+            dbus_secret_service::SecretService::connect(dbus_secret_service::EncryptionType::Dh)
+                .unwrap();
+        service
+            .get_default_collection()
+            .unwrap()
+            .create_item(
+                "duplicate",
+                std::collections::HashMap::from([
+                    ("service", store.service()),
+                    ("username", "device/d1"),
+                    ("target", "default"),
+                ]),
+                b"another secret",
+                false,
+                "text/plain",
+            )
+            .unwrap();
+        let mut seen = Vec::new();
+        store
+            .for_each_with_prefix("device/", &mut |name, secret| seen.push((name, secret)))
+            .unwrap();
+        seen.sort();
+        let mut expected: Vec<(String, Vec<u8>)> = (0..count)
+            .filter(|&i| i != 1)
+            .map(|i| (format!("device/d{i}"), format!("secret {i}").into_bytes()))
+            .collect();
+        expected.sort();
+        assert_eq!(seen, expected, "with {count} entries");
+        for i in 0..count {
+            store.delete(&format!("device/d{i}")).unwrap();
+        }
+        assert!(store.get_all("").unwrap().is_empty());
+    }
+}
