@@ -232,6 +232,13 @@ CREATE TABLE msg_secrets (
 ) STRICT, WITHOUT ROWID;
 "#];
 
+/// The most a session store's WAL keeps between uses, in bytes. A device's
+/// session writes a few pages at a time, so its WAL stays below this and is
+/// never truncated and regrown (0 would do that at every restart of the
+/// log); a burst past it is cut back, so a thousand devices' WALs cannot
+/// hold more than this each.
+const WAL_SIZE_LIMIT: i64 = 64 * 1024;
+
 /// Statements kept prepared per connection. A reconnect runs about a dozen
 /// distinct ones; the rest of the headroom serves a device in use.
 const STATEMENT_CACHE: usize = 48;
@@ -299,10 +306,11 @@ impl SessionStore {
         let mut conn = Connection::open(path).map_err(cannot_open)?;
         // Every device's store is opened at start-up; creating its `-wal`
         // and `-shm` files anew each time cost more than the rest of the
-        // open (see `persistent_wal`). Kept, the WAL is truncated to nothing
-        // at close; logout and delete remove all three files.
+        // open (see `persistent_wal`). Kept, the WAL is cut back to
+        // `WAL_SIZE_LIMIT` at close and after a commit that restarted it;
+        // logout and delete remove all three files.
         persistent_wal::keep_wal_files(&conn).map_err(cannot_open)?;
-        conn.pragma_update(None, "journal_size_limit", 0)
+        conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)
             .map_err(cannot_open)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         // A stopped session's store can linger in the library's tasks for a
