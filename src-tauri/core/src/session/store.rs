@@ -396,13 +396,19 @@ impl SessionStore {
         })
     }
 
+    /// The row `sql` selects, if any, read by `read`.
+    fn optional_row<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        read: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Option<T>> {
+        self.with_conn(|conn| conn.prepare_cached(sql)?.query_row(params, read).optional())
+    }
+
     /// The first column of the row `sql` selects, if any.
     fn blob(&self, sql: &str, params: impl rusqlite::Params) -> Result<Option<Vec<u8>>> {
-        self.with_conn(|conn| {
-            conn.prepare_cached(sql)?
-                .query_row(params, |row| row.get(0))
-                .optional()
-        })
+        self.optional_row(sql, params, |row| row.get(0))
     }
 
     /// Whether `sql` (a `SELECT EXISTS(…)`) is true.
@@ -675,19 +681,17 @@ impl SignalStore for SessionStore {
 #[async_trait]
 impl AppSyncStore for SessionStore {
     async fn get_sync_key(&self, key_id: &[u8]) -> Result<Option<AppStateSyncKey>> {
-        self.with_conn(|conn| {
-            conn.prepare_cached(
-                "SELECT key_data, fingerprint, timestamp FROM sync_keys WHERE key_id = ?1",
-            )?
-            .query_row([key_id], |row| {
+        self.optional_row(
+            "SELECT key_data, fingerprint, timestamp FROM sync_keys WHERE key_id = ?1",
+            [key_id],
+            |row| {
                 Ok(AppStateSyncKey {
                     key_data: row.get(0)?,
                     fingerprint: row.get(1)?,
                     timestamp: row.get(2)?,
                 })
-            })
-            .optional()
-        })
+            },
+        )
     }
 
     async fn set_sync_key(&self, key_id: &[u8], key: AppStateSyncKey) -> Result<()> {
@@ -851,26 +855,22 @@ impl ProtocolStore for SessionStore {
     }
 
     async fn get_lid_mapping(&self, lid: &str) -> Result<Option<LidPnMappingEntry>> {
-        self.with_conn(|conn| {
-            conn.prepare_cached(
-                "SELECT lid, phone_number, created_at, updated_at, learning_source
-                 FROM lid_mappings WHERE lid = ?1",
-            )?
-            .query_row([lid], lid_mapping_from_row)
-            .optional()
-        })
+        self.optional_row(
+            "SELECT lid, phone_number, created_at, updated_at, learning_source
+             FROM lid_mappings WHERE lid = ?1",
+            [lid],
+            lid_mapping_from_row,
+        )
     }
 
     async fn get_pn_mapping(&self, phone: &str) -> Result<Option<LidPnMappingEntry>> {
         // A phone number can have had several LIDs: the most recent one.
-        self.with_conn(|conn| {
-            conn.prepare_cached(
-                "SELECT lid, phone_number, created_at, updated_at, learning_source
-                 FROM lid_mappings WHERE phone_number = ?1 ORDER BY updated_at DESC LIMIT 1",
-            )?
-            .query_row([phone], lid_mapping_from_row)
-            .optional()
-        })
+        self.optional_row(
+            "SELECT lid, phone_number, created_at, updated_at, learning_source
+             FROM lid_mappings WHERE phone_number = ?1 ORDER BY updated_at DESC LIMIT 1",
+            [phone],
+            lid_mapping_from_row,
+        )
     }
 
     async fn put_lid_mapping(&self, entry: &LidPnMappingEntry) -> Result<()> {
@@ -976,19 +976,17 @@ impl ProtocolStore for SessionStore {
     }
 
     async fn get_tc_token(&self, jid: &str) -> Result<Option<TcTokenEntry>> {
-        self.with_conn(|conn| {
-            conn.prepare_cached(
-                "SELECT token, token_timestamp, sender_timestamp FROM tc_tokens WHERE jid = ?1",
-            )?
-            .query_row([jid], |row| {
+        self.optional_row(
+            "SELECT token, token_timestamp, sender_timestamp FROM tc_tokens WHERE jid = ?1",
+            [jid],
+            |row| {
                 Ok(TcTokenEntry {
                     token: row.get(0)?,
                     token_timestamp: row.get(1)?,
                     sender_timestamp: row.get(2)?,
                 })
-            })
-            .optional()
-        })
+            },
+        )
     }
 
     async fn put_tc_token(&self, jid: &str, entry: &TcTokenEntry) -> Result<()> {
@@ -1200,14 +1198,12 @@ impl MsgSecretStore for SessionStore {
         sender: &str,
         msg_id: &str,
     ) -> Result<Option<(Vec<u8>, i64)>> {
-        self.with_conn(|conn| {
-            conn.prepare_cached(
-                "SELECT secret, message_ts FROM msg_secrets
-                 WHERE chat = ?1 AND sender = ?2 AND msg_id = ?3",
-            )?
-            .query_row((chat, sender, msg_id), |row| Ok((row.get(0)?, row.get(1)?)))
-            .optional()
-        })
+        self.optional_row(
+            "SELECT secret, message_ts FROM msg_secrets
+             WHERE chat = ?1 AND sender = ?2 AND msg_id = ?3",
+            (chat, sender, msg_id),
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
     }
 
     async fn delete_expired_msg_secrets(&self, cutoff_timestamp: i64) -> Result<u32> {
