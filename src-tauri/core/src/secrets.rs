@@ -145,9 +145,9 @@ impl KeyringSecretStore {
     }
 }
 
-/// Below this many items a bulk read uses the shared connection alone:
-/// opening more (a D-Bus connection and an encrypted session each) would
-/// cost more than it saves.
+/// Below this many items a bulk read uses one connection: opening more (a
+/// D-Bus connection and an encrypted session each) would cost more than it
+/// saves.
 const BULK_READ_MIN_ITEMS: usize = 64;
 
 /// Connections a bulk read spreads its calls over (see
@@ -304,10 +304,12 @@ impl SecretStore for KeyringSecretStore {
     /// devices O(N²) in the daemon; this is one scan. Names come first so
     /// that a duplicated name is known before any secret is handed out.
     ///
-    /// Past [`BULK_READ_MIN_ITEMS`] items the per-item calls are spread over
-    /// [`BULK_READ_CONNECTIONS`] connections of their own: each call is a
-    /// round trip through the bus daemon to the keyring daemon, and on one
-    /// connection both daemons and this process mostly wait on each other.
+    /// The per-item calls run on connections of their own (not the shared
+    /// one, which other callers keep using meanwhile): one, or past
+    /// [`BULK_READ_MIN_ITEMS`] items [`BULK_READ_CONNECTIONS`], because each
+    /// call is a round trip through the bus daemon to the keyring daemon,
+    /// and on one connection both daemons and this process mostly wait on
+    /// each other.
     fn for_each_with_prefix(
         &self,
         prefix: &str,
@@ -323,25 +325,15 @@ impl SecretStore for KeyringSecretStore {
                 .map(|item| item.path)
                 .collect::<Vec<_>>())
         })?;
-        if paths.len() < BULK_READ_MIN_ITEMS {
-            return self.with_service(|service| {
-                let items: Vec<Item<'_>> = paths
-                    .iter()
-                    .map(|path| Item::new(service, path.clone()))
-                    .collect();
-                let names = items
-                    .iter()
-                    .map(|item| Ok(item.get_attributes()?.remove("username")))
-                    .collect::<std::result::Result<Vec<_>, ss::Error>>()?;
-                for (item, name) in items.iter().zip(unique_names(names, prefix)) {
-                    if let Some(name) = name {
-                        found(name, item.get_secret()?);
-                    }
-                }
-                Ok(())
-            });
+        if paths.is_empty() {
+            return Ok(());
         }
-        let connections = (0..BULK_READ_CONNECTIONS)
+        let count = if paths.len() < BULK_READ_MIN_ITEMS {
+            1
+        } else {
+            BULK_READ_CONNECTIONS
+        };
+        let connections = (0..count)
             .map(|_| SecretService::connect(EncryptionType::Dh))
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(map_secret_service_error)?;

@@ -742,18 +742,14 @@ impl DeviceService {
             // keyring that is still unavailable then).
             let inner = Arc::clone(&self.inner);
             tokio::spawn(async move {
-                let (tx, mut rx) = mpsc::unbounded_channel();
-                let read = inner.keyring(move |s| {
-                    s.for_each_with_prefix(SECRET_NAME_PREFIX, &mut |name, secret| {
-                        let _ = tx.send((name, secret));
+                let reader = Arc::clone(&inner);
+                let _ = inner
+                    .keyring(move |s| {
+                        s.for_each_with_prefix(SECRET_NAME_PREFIX, &mut |name, secret| {
+                            reader.restore_secrets().arrived(name, secret);
+                        })
                     })
-                });
-                let deliver = async {
-                    while let Some((name, secret)) = rx.recv().await {
-                        inner.restore_secrets().arrived(name, secret);
-                    }
-                };
-                let _ = tokio::join!(read, deliver);
+                    .await;
                 inner.restore_secrets().read_ended();
             });
         }
