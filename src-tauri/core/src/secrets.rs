@@ -9,6 +9,8 @@ use dbus_secret_service::{self as ss, EncryptionType, Item, SecretService};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+mod batch;
+
 /// A store of named secrets.
 pub trait SecretStore: Send + Sync + 'static {
     /// The secret called `name`, or `None` if there is none.
@@ -17,27 +19,32 @@ pub trait SecretStore: Send + Sync + 'static {
     fn set(&self, name: &str, secret: &[u8]) -> Result<()>;
     /// Deletes the secret called `name`; deleting a missing one succeeds.
     fn delete(&self, name: &str) -> Result<()>;
-    /// Hands every secret whose name starts with `prefix` to `found`, one by
-    /// one as it is read, in one pass: the start-up restore reads all
-    /// devices' entries this way instead of one lookup per device, and
-    /// starts connecting the first devices while the rest are read. A name
-    /// with more than one entry is left out (its own `get` reports the
-    /// ambiguity). A store that cannot list its entries hands none, and
-    /// callers fall back to `get`. If the read fails midway and is retried,
-    /// `found` may see a name twice.
+    /// Hands every secret whose name starts with `prefix` to `found`, in one
+    /// pass: the start-up restore reads all devices' entries this way
+    /// instead of one lookup per device. A name with more than one entry is
+    /// left out (its own `get` reports the ambiguity), so nothing is handed
+    /// out before every name is known. A store that cannot list its entries
+    /// hands none, and callers fall back to `get`.
+    ///
+    /// `named_by` reads the name of its entry that a secret carries, if it
+    /// carries one (see `session::store::secret_entry_name`): a store that
+    /// reads names dearer than secrets takes that name, and reads its own
+    /// record of the name only for secrets that carry none.
     fn for_each_with_prefix(
         &self,
         prefix: &str,
+        named_by: &dyn Fn(&[u8]) -> Option<String>,
         found: &mut dyn FnMut(String, Vec<u8>),
     ) -> Result<()> {
-        let _ = (prefix, found);
+        let _ = (prefix, named_by, found);
         Ok(())
     }
 
-    /// [`SecretStore::for_each_with_prefix`], collected by name.
+    /// [`SecretStore::for_each_with_prefix`] of secrets that carry no name,
+    /// collected by name.
     fn get_all(&self, prefix: &str) -> Result<HashMap<String, Vec<u8>>> {
         let mut all = HashMap::new();
-        self.for_each_with_prefix(prefix, &mut |name, secret| {
+        self.for_each_with_prefix(prefix, &|_| None, &mut |name, secret| {
             all.insert(name, secret);
         })?;
         Ok(all)
@@ -145,6 +152,54 @@ impl KeyringSecretStore {
     }
 }
 
+impl KeyringSecretStore {
+    /// The `username` attribute (the name) of each item, in order.
+    fn names_of<'a>(
+        &self,
+        items: impl ExactSizeIterator<Item = &'a dbus::Path<'static>>,
+    ) -> Result<Vec<Option<String>>> {
+        let items: Vec<_> = items.collect();
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let count = if items.len() < BULK_READ_MIN_ITEMS {
+            1
+        } else {
+            BULK_READ_CONNECTIONS
+        };
+        // Attributes carry no secret: these sessions need no key exchange.
+        let connections = (0..count)
+            .map(|_| SecretService::connect(EncryptionType::Plain))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(map_secret_service_error)?;
+        let chunk = items.len().div_ceil(connections.len());
+        // A connection is not `Sync`: each thread owns one.
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = connections
+                .into_iter()
+                .zip(items.chunks(chunk))
+                .map(|(service, share)| {
+                    scope.spawn(move || {
+                        share
+                            .iter()
+                            .map(|path| {
+                                Ok(Item::new(&service, (*path).clone())
+                                    .get_attributes()?
+                                    .remove("username"))
+                            })
+                            .collect::<std::result::Result<Vec<_>, ss::Error>>()
+                    })
+                })
+                .collect();
+            let mut names = Vec::with_capacity(items.len());
+            for worker in workers {
+                names.extend(join_keyring_worker(worker)?);
+            }
+            Ok(names)
+        })
+    }
+}
+
 /// Below this many items a bulk read uses one connection: opening more (a
 /// D-Bus connection and an encrypted session each) would cost more than it
 /// saves.
@@ -154,9 +209,8 @@ const BULK_READ_MIN_ITEMS: usize = 64;
 /// [`KeyringSecretStore::for_each_with_prefix`]).
 const BULK_READ_CONNECTIONS: usize = 4;
 
-/// For each item's `username` attribute, the name if it starts with
-/// `prefix` and no other item has it; a duplicated name is left out for
-/// every item that has it.
+/// For each item's name, the name if it starts with `prefix` and no other
+/// item has it; a duplicated name is left out for every item that has it.
 fn unique_names(names: Vec<Option<String>>, prefix: &str) -> Vec<Option<String>> {
     let mut entries_per_name: HashMap<&str, usize> = HashMap::new();
     for name in names.iter().flatten() {
@@ -298,21 +352,23 @@ impl SecretStore for KeyringSecretStore {
         done.map_err(ambiguous_error)
     }
 
-    /// One `SearchItems` for the whole service, then the attributes of each
-    /// item, then the secrets. gnome-keyring answers a search by scanning
+    /// One `SearchItems` for the whole service, then every item's secret, a
+    /// batch of items per call (see `batch`), then the names of the items
+    /// whose secret carries none. gnome-keyring answers a search by scanning
     /// its items, so a lookup per device costs O(N) each and a restore of N
-    /// devices O(N²) in the daemon; this is one scan. Names come first so
-    /// that a duplicated name is known before any secret is handed out.
+    /// devices O(N²) in the daemon; this is one scan.
     ///
-    /// The per-item calls run on connections of their own (not the shared
-    /// one, which other callers keep using meanwhile): one, or past
-    /// [`BULK_READ_MIN_ITEMS`] items [`BULK_READ_CONNECTIONS`], because each
-    /// call is a round trip through the bus daemon to the keyring daemon,
-    /// and on one connection both daemons and this process mostly wait on
-    /// each other.
+    /// The Secret Service has no call for many items' attributes: a name
+    /// not carried by its secret costs a call of its own. Those calls run on
+    /// connections of their own (not the shared one, which other callers
+    /// keep using meanwhile): one, or past [`BULK_READ_MIN_ITEMS`] items
+    /// [`BULK_READ_CONNECTIONS`], because each is a round trip through the
+    /// bus daemon to the keyring daemon, and on one connection both daemons
+    /// and this process mostly wait on each other.
     fn for_each_with_prefix(
         &self,
         prefix: &str,
+        named_by: &dyn Fn(&[u8]) -> Option<String>,
         found: &mut dyn FnMut(String, Vec<u8>),
     ) -> Result<()> {
         let paths = self.with_service(|service| {
@@ -328,75 +384,40 @@ impl SecretStore for KeyringSecretStore {
         if paths.is_empty() {
             return Ok(());
         }
-        let count = if paths.len() < BULK_READ_MIN_ITEMS {
-            1
-        } else {
-            BULK_READ_CONNECTIONS
-        };
-        let connections = (0..count)
-            .map(|_| SecretService::connect(EncryptionType::Dh))
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(map_secret_service_error)?;
-        let chunk = paths.len().div_ceil(connections.len());
-        // Each connection reads the names of its share of the items (a
-        // connection is not `Sync`: each thread owns one and hands it back)...
-        let (connections, names) = std::thread::scope(|scope| {
-            let workers: Vec<_> = connections
-                .into_iter()
-                .zip(paths.chunks(chunk))
-                .map(|(service, share)| {
-                    scope.spawn(move || {
-                        let names = share
-                            .iter()
-                            .map(|path| {
-                                Ok(Item::new(&service, path.clone())
-                                    .get_attributes()?
-                                    .remove("username"))
-                            })
-                            .collect::<std::result::Result<Vec<_>, ss::Error>>()?;
-                        Ok((service, names))
-                    })
-                })
-                .collect();
-            let mut connections = Vec::with_capacity(workers.len());
-            let mut names = Vec::with_capacity(paths.len());
-            for worker in workers {
-                let (service, share) = join_keyring_worker(worker)?;
-                connections.push(service);
-                names.extend(share);
+        let mut secrets = HashMap::with_capacity(paths.len());
+        {
+            let reader = batch::BatchReader::open().map_err(map_secret_service_error)?;
+            for share in paths.chunks(batch::BATCH_ITEMS) {
+                secrets.extend(reader.read(share).map_err(map_secret_service_error)?);
             }
-            Ok::<_, ServiceError>((connections, names))
-        })?;
-        let wanted = unique_names(names, prefix);
-        // ...then the secrets of the wanted ones, handed out as they come.
-        std::thread::scope(|scope| {
-            let (tx, rx) = std::sync::mpsc::channel();
-            let workers: Vec<_> = connections
-                .into_iter()
-                .zip(paths.chunks(chunk).zip(wanted.chunks(chunk)))
-                .map(|(service, (share, names))| {
-                    let tx = tx.clone();
-                    scope.spawn(move || {
-                        for (path, name) in share.iter().zip(names) {
-                            if let Some(name) = name {
-                                let secret = Item::new(&service, path.clone()).get_secret()?;
-                                // The receiver lives until every worker ends.
-                                let _ = tx.send((name.clone(), secret));
-                            }
-                        }
-                        Ok(())
-                    })
-                })
-                .collect();
-            drop(tx);
-            for (name, secret) in rx {
+        }
+        // An item left out (deleted since the search) is skipped: the
+        // device's own lookup reports it.
+        let (named, unnamed): (Vec<_>, Vec<_>) = paths
+            .into_iter()
+            .filter_map(|path| {
+                let secret = secrets.remove(&path)?;
+                Some((named_by(&secret), path, secret))
+            })
+            .partition(|(name, _, _)| name.is_some());
+        let recorded = self.names_of(unnamed.iter().map(|(_, path, _)| path))?;
+        let entries: Vec<(Option<String>, Vec<u8>)> = named
+            .into_iter()
+            .map(|(name, _, secret)| (name, secret))
+            .chain(
+                recorded
+                    .into_iter()
+                    .zip(unnamed)
+                    .map(|(name, (_, _, secret))| (name, secret)),
+            )
+            .collect();
+        let (names, secrets): (Vec<_>, Vec<_>) = entries.into_iter().unzip();
+        for (name, secret) in unique_names(names, prefix).into_iter().zip(secrets) {
+            if let Some(name) = name {
                 found(name, secret);
             }
-            for worker in workers {
-                join_keyring_worker(worker)?;
-            }
-            Ok(())
-        })
+        }
+        Ok(())
     }
 
     fn delete(&self, name: &str) -> Result<()> {
@@ -464,6 +485,7 @@ impl SecretStore for MemorySecretStore {
     fn for_each_with_prefix(
         &self,
         prefix: &str,
+        _named_by: &dyn Fn(&[u8]) -> Option<String>,
         found: &mut dyn FnMut(String, Vec<u8>),
     ) -> Result<()> {
         let matching: Vec<(String, Vec<u8>)> = self

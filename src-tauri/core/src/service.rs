@@ -16,7 +16,7 @@ use crate::model::{
     normalize_phone_number,
 };
 use crate::secrets::SecretStore;
-use crate::session::store::{SECRET_NAME_PREFIX, secret_name};
+use crate::session::store::{SECRET_NAME_PREFIX, secret_entry_name, secret_name};
 use crate::session::{
     LiveSession, ServerEndpoint, SessionEvents, SessionPurpose, SessionSecrets, SessionSettings,
     SessionSignal,
@@ -745,9 +745,11 @@ impl DeviceService {
                 let reader = Arc::clone(&inner);
                 let _ = inner
                     .keyring(move |s| {
-                        s.for_each_with_prefix(SECRET_NAME_PREFIX, &mut |name, secret| {
-                            reader.restore_secrets().arrived(name, secret);
-                        })
+                        s.for_each_with_prefix(
+                            SECRET_NAME_PREFIX,
+                            &secret_entry_name,
+                            &mut |name, secret| reader.restore_secrets().arrived(name, secret),
+                        )
                     })
                     .await;
                 inner.restore_secrets().read_ended();

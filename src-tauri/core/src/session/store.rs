@@ -61,6 +61,11 @@ pub fn secret_name(id: &DeviceId) -> String {
 /// `private (32) || public (32)`.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceSecrets {
+    /// The name of the keyring entry this is stored in (see
+    /// [`secret_entry_name`]). Absent from entries written before it
+    /// existed; the next save of such a device adds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry: Option<String>,
     pub noise_key: Vec<u8>,
     pub identity_key: Vec<u8>,
     pub signed_pre_key: Vec<u8>,
@@ -101,8 +106,13 @@ fn placeholder_key_pair() -> Result<KeyPair> {
 }
 
 impl DeviceSecrets {
-    fn of(device: &Device, signed_pre_key_records: BTreeMap<u32, Vec<u8>>) -> DeviceSecrets {
+    fn of(
+        entry: &str,
+        device: &Device,
+        signed_pre_key_records: BTreeMap<u32, Vec<u8>>,
+    ) -> DeviceSecrets {
         DeviceSecrets {
+            entry: Some(entry.to_owned()),
             noise_key: key_pair_bytes(&device.noise_key),
             identity_key: key_pair_bytes(&device.identity_key),
             signed_pre_key: key_pair_bytes(&device.signed_pre_key),
@@ -137,10 +147,32 @@ fn keyring_error(err: crate::ServiceError) -> StoreError {
     StoreError::Connection(err.message.into())
 }
 
-/// The error is dropped by callers on purpose: serde's message may quote
-/// the input, which is secret.
-fn parse_secrets(raw: &[u8]) -> std::result::Result<DeviceSecrets, serde_json::Error> {
-    serde_json::from_slice(raw)
+/// The keyring entry name a stored [`DeviceSecrets`] says it is kept under,
+/// if it says one. The keyring's bulk read takes names from here (see
+/// [`SecretStore::for_each_with_prefix`]): the Secret Service hands many
+/// items' secrets out in one call but each item's name only in a call of its
+/// own.
+pub fn secret_entry_name(raw: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Entry {
+        entry: Option<String>,
+    }
+    serde_json::from_slice::<Entry>(raw).ok()?.entry
+}
+
+/// `raw` as the secrets of the entry `name`. An entry that says it belongs
+/// under another name is refused: handed to this device it would fail the
+/// login, and a failed login wipes the device.
+///
+/// The error says nothing of `raw`: serde's message may quote the input,
+/// which is secret.
+fn parse_secrets(raw: &[u8], name: &str) -> std::result::Result<DeviceSecrets, &'static str> {
+    let secrets: DeviceSecrets =
+        serde_json::from_slice(raw).map_err(|_| "is not in the expected format")?;
+    match &secrets.entry {
+        Some(entry) if entry != name => Err("belongs to another device"),
+        _ => Ok(secrets),
+    }
 }
 
 /// The schema, one entry per version; `PRAGMA user_version` is the number of
@@ -337,9 +369,8 @@ impl SessionStore {
 
     /// Seeds the cache with the keyring entry's content, read by the caller.
     pub fn prime(&self, raw: &[u8]) -> crate::Result<()> {
-        let secrets = parse_secrets(raw).map_err(|_| {
-            ServiceError::internal("the device's keyring entry is not in the expected format")
-        })?;
+        let secrets = parse_secrets(raw, &self.secret_name)
+            .map_err(|why| ServiceError::internal(format!("the device's keyring entry {why}")))?;
         self.set_cached(secrets);
         Ok(())
     }
@@ -446,11 +477,8 @@ impl SessionStore {
             .map_err(|e| StoreError::Connection(Box::new(e)))?
             .map_err(keyring_error)?;
         let Some(raw) = raw else { return Ok(None) };
-        let secrets = parse_secrets(&raw).map_err(|_| {
-            StoreError::Validation(
-                "the device's keyring entry is not in the expected format".into(),
-            )
-        })?;
+        let secrets = parse_secrets(&raw, &self.secret_name)
+            .map_err(|why| StoreError::Validation(format!("the device's keyring entry {why}")))?;
         self.set_cached(secrets.clone());
         Ok(Some(secrets))
     }
@@ -1218,7 +1246,7 @@ impl MsgSecretStore for SessionStore {
 impl DeviceStore for SessionStore {
     async fn save(&self, device: &Device) -> Result<()> {
         let records = self.signed_pre_key_records().await?;
-        self.write_secrets(DeviceSecrets::of(device, records))
+        self.write_secrets(DeviceSecrets::of(&self.secret_name, device, records))
             .await?;
         self.run(
             "INSERT OR REPLACE INTO device (id, record) VALUES (1, ?1)",
@@ -1256,5 +1284,63 @@ impl DeviceStore for SessionStore {
         }
         // One device per store: its row id is always 1.
         Ok(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secrets::MemorySecretStore;
+
+    #[tokio::test]
+    async fn a_saved_entry_carries_its_name_and_one_naming_another_device_is_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let keyring = Arc::new(MemorySecretStore::default());
+        let id = DeviceId::parse("phone-1").expect("valid id");
+        let store = SessionStore::open(&dir.path().join("session.db"), keyring.clone(), &id)
+            .expect("opens");
+        store.create().await.expect("creates");
+        let raw = keyring
+            .get("device/phone-1")
+            .expect("reads")
+            .expect("saved");
+        assert_eq!(secret_entry_name(&raw).as_deref(), Some("device/phone-1"));
+        assert!(parse_secrets(&raw, "device/phone-1").is_ok());
+
+        // The same secrets under another device's entry: refused, whatever
+        // path reads them.
+        assert_eq!(
+            parse_secrets(&raw, "device/phone-2").map(|_| ()),
+            Err("belongs to another device")
+        );
+        store.close();
+        let other = DeviceId::parse("phone-2").expect("valid id");
+        keyring.set("device/phone-2", &raw).expect("writes");
+        let store = SessionStore::open(&dir.path().join("session.db"), keyring.clone(), &other)
+            .expect("opens");
+        let err = store.prime(&raw).expect_err("refused");
+        assert!(err.message.contains("belongs to another device"), "{err:?}");
+        assert!(store.load().await.is_err());
+    }
+
+    #[test]
+    fn an_entry_written_before_names_were_carried_still_parses() {
+        let mut secrets: serde_json::Value = serde_json::from_slice(
+            &serde_json::to_vec(&DeviceSecrets {
+                entry: Some("device/a".into()),
+                noise_key: vec![1; 64],
+                identity_key: vec![2; 64],
+                signed_pre_key: vec![3; 64],
+                adv_secret_key: vec![4; 32],
+                signed_pre_key_records: BTreeMap::new(),
+            })
+            .expect("serializes"),
+        )
+        .expect("parses");
+        secrets.as_object_mut().expect("object").remove("entry");
+        let raw = serde_json::to_vec(&secrets).expect("serializes");
+        assert_eq!(secret_entry_name(&raw), None);
+        assert!(parse_secrets(&raw, "device/a").is_ok_and(|s| s.entry.is_none()));
+        assert_eq!(secret_entry_name(b"not json"), None);
     }
 }

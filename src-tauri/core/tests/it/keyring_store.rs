@@ -204,50 +204,88 @@ fn child_keyring_without_secret_service() {
     assert_eq!(delete.code, ErrorCode::KeyringUnavailable, "{delete:?}");
 }
 
+/// The name a test secret carries: `entry=<name>;<rest>`.
+fn carried_name(secret: &[u8]) -> Option<String> {
+    let (name, _) = std::str::from_utf8(secret)
+        .ok()?
+        .strip_prefix("entry=")?
+        .split_once(';')?;
+    Some(name.to_owned())
+}
+
+/// Adds an item the way another client could, bypassing the store's
+/// one-item-per-name rule.
+fn add_raw_item(store: &KeyringSecretStore, username: &str, secret: &[u8]) {
+    let service =
+        dbus_secret_service::SecretService::connect(dbus_secret_service::EncryptionType::Dh)
+            .unwrap();
+    service
+        .get_default_collection()
+        .unwrap()
+        .create_item(
+            "raw item",
+            std::collections::HashMap::from([
+                ("service", store.service()),
+                ("username", username),
+                ("target", "default"),
+            ]),
+            secret,
+            false,
+            "text/plain",
+        )
+        .unwrap();
+}
+
+/// Whether test entry `i` carries its name.
+type CarriesName = fn(usize) -> bool;
+
 #[test]
-fn a_read_of_all_entries_leaves_out_duplicated_names_on_one_or_many_connections() {
-    // 3 entries use the shared connection; 70 spread over several.
-    for count in [3usize, 70] {
+fn a_read_of_all_entries_names_them_by_secret_or_attribute_and_leaves_out_duplicates() {
+    // (entries, which carry their name): 3 and 70 without (the names are
+    // read on one connection, then on several), 70 with most carrying it.
+    let rounds: [(usize, CarriesName); 3] = [(3, |_| false), (70, |_| false), (70, |i| i % 3 != 0)];
+    for (round, (count, carries)) in rounds.into_iter().enumerate() {
         let store = test_keyring();
+        let secret_of = |i: usize| {
+            if carries(i) {
+                format!("entry=device/d{i};secret {i}")
+            } else {
+                format!("secret {i}")
+            }
+        };
         for i in 0..count {
             store
-                .set(&format!("device/d{i}"), format!("secret {i}").as_bytes())
+                .set(&format!("device/d{i}"), secret_of(i).as_bytes())
                 .unwrap();
         }
-        // A second item with the name of d1, as another client could make:
-        // which of the two is right cannot be known, so neither is used.
-        let service =
-            dbus_secret_service::SecretService::connect(dbus_secret_service::EncryptionType::Dh)
-                .unwrap();
-        service
-            .get_default_collection()
-            .unwrap()
-            .create_item(
-                "duplicate",
-                std::collections::HashMap::from([
-                    ("service", store.service()),
-                    ("username", "device/d1"),
-                    ("target", "default"),
-                ]),
-                b"another secret",
-                false,
-                "text/plain",
-            )
-            .unwrap();
+        // A second item named d1: which of the two is right cannot be
+        // known, so neither is used.
+        add_raw_item(&store, "device/d1", b"another secret");
+        let mut left_out = vec![1];
+        if round == 2 {
+            // A secret that says it is d2's, under another name: the name
+            // it carries counts (its attribute is not read), so d2 has two
+            // entries and `device/elsewhere` none.
+            add_raw_item(&store, "device/elsewhere", b"entry=device/d2;stray");
+            left_out.push(2);
+        }
         let mut seen = Vec::new();
         store
-            .for_each_with_prefix("device/", &mut |name, secret| seen.push((name, secret)))
+            .for_each_with_prefix("device/", &carried_name, &mut |name, secret| {
+                seen.push((name, secret))
+            })
             .unwrap();
         seen.sort();
         let mut expected: Vec<(String, Vec<u8>)> = (0..count)
-            .filter(|&i| i != 1)
-            .map(|i| (format!("device/d{i}"), format!("secret {i}").into_bytes()))
+            .filter(|i| !left_out.contains(i))
+            .map(|i| (format!("device/d{i}"), secret_of(i).into_bytes()))
             .collect();
         expected.sort();
-        assert_eq!(seen, expected, "with {count} entries");
+        assert_eq!(seen, expected, "round {round}");
         for i in 0..count {
             store.delete(&format!("device/d{i}")).unwrap();
         }
+        store.delete("device/elsewhere").unwrap();
         assert!(store.get_all("").unwrap().is_empty());
     }
 }
