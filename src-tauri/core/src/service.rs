@@ -16,7 +16,7 @@ use crate::model::{
     normalize_phone_number,
 };
 use crate::secrets::SecretStore;
-use crate::session::store::{SECRET_NAME_PREFIX, secret_entry_name, secret_name};
+use crate::session::store::{SECRET_NAME_PREFIX, SessionStore, secret_entry_name, secret_name};
 use crate::session::{
     LiveSession, ServerEndpoint, SessionEvents, SessionPurpose, SessionSecrets, SessionSettings,
     SessionSignal,
@@ -177,12 +177,18 @@ impl SlotState {
 struct RetryTimer {
     token: u64,
     task: Option<tokio::task::JoinHandle<()>>,
+    /// The device's session store, opened ahead of the attempt (see
+    /// [`Inner::open_stores_ahead`]). A cancelled attempt drops, and so
+    /// closes, it before anything else happens to the device.
+    opened_store: Option<Arc<SessionStore>>,
 }
 
 impl RetryTimer {
-    /// Lets the attempt's own task go on after it took the timer out.
-    fn disarm(mut self) {
+    /// Lets the attempt's own task go on after it took the timer out; hands
+    /// it the store opened ahead, if any.
+    fn disarm(mut self) -> Option<Arc<SessionStore>> {
         self.task = None;
+        self.opened_store.take()
     }
 }
 
@@ -491,7 +497,11 @@ impl DeviceService {
             SessionPurpose::PairByCode(_) => StateReason::CodeLoginRequested,
             _ => StateReason::QrLoginRequested,
         };
-        if let Err(err) = self.inner.start_session(id, &mut st, purpose, None).await {
+        if let Err(err) = self
+            .inner
+            .start_session(id, &mut st, purpose, None, None)
+            .await
+        {
             st.first_qr = None;
             st.pairing_code = None;
             // Starting may have created the store and the keyring entry.
@@ -552,7 +562,7 @@ impl DeviceService {
             // The admin's attempt starts the backoff afresh.
             st.retry_attempt = 0;
             self.inner
-                .connect(&mut st, device, StateReason::ReconnectRequested)
+                .connect(&mut st, device, StateReason::ReconnectRequested, None)
                 .await
         } else {
             Err(ServiceError::new(
@@ -755,6 +765,7 @@ impl DeviceService {
                 inner.restore_secrets().read_ended();
             });
         }
+        let mut ahead = Vec::with_capacity(restored.len());
         for mut device in restored {
             // Nothing is connected yet, whatever the state was at exit: say
             // so before `open` returns, not once the attempt runs.
@@ -767,6 +778,10 @@ impl DeviceService {
             let mut st = slot.state.lock().await;
             self.inner
                 .schedule_connect(&mut st, &device.id, Duration::ZERO);
+            ahead.push(device.id.clone());
+        }
+        if !ahead.is_empty() {
+            tokio::spawn(Arc::clone(&self.inner).open_stores_ahead(ahead));
         }
         Ok(())
     }
@@ -919,13 +934,15 @@ impl Inner {
     }
 
     /// Starts a session; `secret` is the device's keyring entry when the
-    /// caller read it already (saves the store a second keyring round trip).
+    /// caller read it already (saves the store a second keyring round trip),
+    /// `opened_store` its session store when opened ahead.
     async fn start_session(
         self: &Arc<Self>,
         id: &DeviceId,
         st: &mut SlotState,
         purpose: SessionPurpose,
         secret: Option<Vec<u8>>,
+        opened_store: Option<Arc<SessionStore>>,
     ) -> Result<()> {
         if let Some(old) = st.take_session() {
             old.stop().await;
@@ -939,6 +956,7 @@ impl Inner {
                 store: Arc::clone(&self.secrets),
                 prefetched: secret,
             },
+            opened_store,
             &self.sessions,
             purpose,
             generation,
@@ -956,6 +974,7 @@ impl Inner {
         st: &mut SlotState,
         mut device: Device,
         reason: StateReason,
+        opened_store: Option<Arc<SessionStore>>,
     ) -> Result<Device> {
         // Credentials that are gone (keyring entry or store deleted behind
         // our back) must not silently turn into a fresh pairing.
@@ -967,6 +986,10 @@ impl Inner {
         };
         let has_store = self.layout.session_db(&device.id).exists();
         if secret.is_none() || !has_store {
+            // Closed before its files go.
+            if let Some(store) = opened_store {
+                store.close();
+            }
             if let Some(old) = st.take_session() {
                 old.stop().await;
             }
@@ -981,8 +1004,14 @@ impl Inner {
                 ),
             ));
         }
-        self.start_session(&device.id, st, SessionPurpose::Connect, secret)
-            .await?;
+        self.start_session(
+            &device.id,
+            st,
+            SessionPurpose::Connect,
+            secret,
+            opened_store,
+        )
+        .await?;
         device.state = DeviceState::Connecting;
         device.state_reason = reason;
         device.next_retry_at = None;
@@ -1103,7 +1132,7 @@ impl Inner {
             Some(client) => client,
             None => {
                 if self
-                    .start_session(&device.id, st, SessionPurpose::Connect, None)
+                    .start_session(&device.id, st, SessionPurpose::Connect, None, None)
                     .await
                     .is_err()
                 {
@@ -1231,6 +1260,39 @@ impl Inner {
         self.save(&device)
     }
 
+    /// Opens the session stores of the devices the start-up restore
+    /// connects, in `ids` order, while the keyring read they wait for runs:
+    /// for a thousand devices the keyring daemon works alone for a few
+    /// hundred milliseconds, and opening a store (SQLite parses its schema
+    /// per connection) is a large share of what each attempt costs. Stops
+    /// when no device waits any longer. Each store goes into the device's
+    /// scheduled attempt, under the device's lock: only that attempt uses
+    /// it, and an admin action that cancels the attempt closes it first. A
+    /// device without its store file is left to its attempt, which reports
+    /// the lost credentials; a store that fails to open, too.
+    async fn open_stores_ahead(self: Arc<Self>, ids: Vec<DeviceId>) {
+        for id in ids {
+            if self.restore_secrets().awaited.is_empty() {
+                return;
+            }
+            let slot = self.slot(&id);
+            let mut st = slot.state.lock().await;
+            if st.session.is_some() {
+                continue;
+            }
+            let Some(timer) = st.retry.as_mut() else {
+                continue;
+            };
+            let path = self.layout.session_db(&id);
+            if timer.opened_store.is_some() || !path.exists() {
+                continue;
+            }
+            if let Ok(store) = SessionStore::open(&path, Arc::clone(&self.secrets), &id) {
+                timer.opened_store = Some(Arc::new(store));
+            }
+        }
+    }
+
     /// Schedules a connection attempt after `delay`, replacing (cancelling)
     /// any scheduled one.
     fn schedule_connect(self: &Arc<Self>, st: &mut SlotState, id: &DeviceId, delay: Duration) {
@@ -1239,6 +1301,7 @@ impl Inner {
         st.retry = Some(RetryTimer {
             token,
             task: Some(task),
+            opened_store: None,
         });
     }
 
@@ -1262,13 +1325,13 @@ impl Inner {
         };
         let slot = self.slot(&id);
         let mut st = slot.state.lock().await;
-        match st.retry.take() {
+        let opened_store = match st.retry.take() {
             Some(timer) if timer.token == token => timer.disarm(),
             other => {
                 st.retry = other;
                 return;
             }
-        }
+        };
         let Ok(device) = self.device(&id) else {
             return;
         };
@@ -1279,7 +1342,7 @@ impl Inner {
             return;
         }
         let reason = device.state_reason;
-        match self.connect(&mut st, device, reason).await {
+        match self.connect(&mut st, device, reason, opened_store).await {
             Ok(_) => st.connect_permit = Some(permit),
             // The credentials are gone; `connect` reset the device.
             Err(err) if err.code == ErrorCode::NoCredentials => {}

@@ -185,8 +185,9 @@ pub struct LiveSession {
 }
 
 impl LiveSession {
-    /// Opens the device's session store (creating it, private, if needed) and
-    /// starts a client on it. Events go to `events`, then
+    /// Opens the device's session store (creating it, private, if needed;
+    /// or takes `opened_store`, opened by the caller) and starts a client on
+    /// it. Events go to `events`, then
     /// [`SessionSignal::Ended`] when the client's run loop ends.
     ///
     /// Retries belong to the service, not to the library: a `Connect`
@@ -201,14 +202,20 @@ impl LiveSession {
         id: &DeviceId,
         layout: &DataLayout,
         secrets: SessionSecrets,
+        opened_store: Option<Arc<store::SessionStore>>,
         settings: &SessionSettings,
         purpose: SessionPurpose,
         generation: u64,
         events: SignalSender,
     ) -> Result<LiveSession> {
-        create_private_dir(&layout.sessions_dir())?;
-        let db_path = layout.session_db(id);
-        let store = Arc::new(store::SessionStore::open(&db_path, secrets.store, id)?);
+        let store = match opened_store {
+            Some(store) => store,
+            None => {
+                create_private_dir(&layout.sessions_dir())?;
+                let db_path = layout.session_db(id);
+                Arc::new(store::SessionStore::open(&db_path, secrets.store, id)?)
+            }
+        };
         if let Some(raw) = secrets.prefetched {
             store.prime(&raw)?;
         }
