@@ -19,7 +19,7 @@ use crate::secrets::SecretStore;
 use crate::session::store::{SECRET_NAME_PREFIX, SessionStore, secret_entry_name, secret_name};
 use crate::session::{
     LiveSession, ServerEndpoint, SessionEvents, SessionPurpose, SessionSecrets, SessionSettings,
-    SessionSignal,
+    SessionSignal, StoreSource,
 };
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -949,14 +949,17 @@ impl Inner {
         }
         let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::unbounded_channel();
+        let store = match opened_store {
+            Some(store) => StoreSource::Opened(store),
+            None => StoreSource::DataFolder(&self.layout),
+        };
         let session = LiveSession::start(
             id,
-            &self.layout,
+            store,
             SessionSecrets {
                 store: Arc::clone(&self.secrets),
                 prefetched: secret,
             },
-            opened_store,
             &self.sessions,
             purpose,
             generation,

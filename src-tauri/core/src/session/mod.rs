@@ -176,6 +176,14 @@ pub struct SessionSecrets {
     pub prefetched: Option<Vec<u8>>,
 }
 
+/// Where a session's store comes from.
+pub enum StoreSource<'a> {
+    /// Opened in the data folder (created, private, if needed).
+    DataFolder(&'a DataLayout),
+    /// Opened by the caller already.
+    Opened(Arc<store::SessionStore>),
+}
+
 /// A running whatsapp-rust client of one device.
 pub struct LiveSession {
     pub generation: u64,
@@ -185,9 +193,8 @@ pub struct LiveSession {
 }
 
 impl LiveSession {
-    /// Opens the device's session store (creating it, private, if needed;
-    /// or takes `opened_store`, opened by the caller) and starts a client on
-    /// it. Events go to `events`, then
+    /// Opens the device's session store (or takes the one opened already)
+    /// and starts a client on it. Events go to `events`, then
     /// [`SessionSignal::Ended`] when the client's run loop ends.
     ///
     /// Retries belong to the service, not to the library: a `Connect`
@@ -200,17 +207,16 @@ impl LiveSession {
     /// turns it off at `Connected` (see [`LiveSession::stop_library_retries`]).
     pub async fn start(
         id: &DeviceId,
-        layout: &DataLayout,
+        store: StoreSource<'_>,
         secrets: SessionSecrets,
-        opened_store: Option<Arc<store::SessionStore>>,
         settings: &SessionSettings,
         purpose: SessionPurpose,
         generation: u64,
         events: SignalSender,
     ) -> Result<LiveSession> {
-        let store = match opened_store {
-            Some(store) => store,
-            None => {
+        let store = match store {
+            StoreSource::Opened(store) => store,
+            StoreSource::DataFolder(layout) => {
                 create_private_dir(&layout.sessions_dir())?;
                 let db_path = layout.session_db(id);
                 Arc::new(store::SessionStore::open(&db_path, secrets.store, id)?)

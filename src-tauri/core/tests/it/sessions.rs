@@ -470,6 +470,104 @@ async fn devices_with_credentials_reconnect_at_start_up() {
     }
 }
 
+/// The real keyring, with its bulk read held until released: the start-up
+/// restore's keyring read, made to last as long as a test needs.
+struct HeldBulkRead {
+    keyring: Arc<dyn SecretStore>,
+    release: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
+}
+
+impl SecretStore for HeldBulkRead {
+    fn get(&self, name: &str) -> wa_device_core::Result<Option<Vec<u8>>> {
+        self.keyring.get(name)
+    }
+    fn set(&self, name: &str, secret: &[u8]) -> wa_device_core::Result<()> {
+        self.keyring.set(name, secret)
+    }
+    fn delete(&self, name: &str) -> wa_device_core::Result<()> {
+        self.keyring.delete(name)
+    }
+    fn for_each_with_prefix(
+        &self,
+        prefix: &str,
+        named_by: &dyn Fn(&[u8]) -> Option<String>,
+        found: &mut dyn FnMut(String, Vec<u8>),
+    ) -> wa_device_core::Result<()> {
+        let _ = self.release.lock().unwrap().recv();
+        self.keyring.for_each_with_prefix(prefix, named_by, found)
+    }
+}
+
+/// The files this process has open whose path starts with `prefix` (the
+/// database, its `-wal` and `-shm`, deleted or not).
+fn open_files_under(prefix: &std::path::Path) -> Vec<String> {
+    let prefix = prefix.to_string_lossy().into_owned();
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .map(|target| target.to_string_lossy().into_owned())
+        .filter(|target| target.starts_with(&prefix))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_while_the_restore_reads_the_keyring_closes_the_store_opened_ahead() {
+    let rig = Rig::new().await;
+    rig.linked("kept").await;
+    let (gone, _) = rig.linked("gone").await;
+    rig.service.shutdown().await;
+    let Rig {
+        sim,
+        dir,
+        secrets,
+        service,
+    } = rig;
+    drop(service);
+    let data = dir.path().join("data");
+    let gone_db = wa_device_core::files::DataLayout::new(data.clone()).session_db(&gone.id);
+    let (release, held) = std::sync::mpsc::channel();
+    let held: Arc<dyn SecretStore> = Arc::new(HeldBulkRead {
+        keyring: Arc::clone(&secrets),
+        release: std::sync::Mutex::new(held),
+    });
+    let service = DeviceService::open(config(&sim, &data, &held))
+        .await
+        .unwrap();
+    // The devices wait for the keyring read; their stores open meanwhile.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while open_files_under(&gone_db).is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the store was never opened ahead"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let outcome = service.logout("gone", Actor::Desktop).await.unwrap();
+    assert!(
+        outcome.had_credentials && outcome.unlink_confirmed,
+        "{outcome:?}"
+    );
+    assert_eq!(open_files_under(&gone_db), Vec::<String>::new());
+    let left: Vec<_> = std::fs::read_dir(data.join("sessions"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains("gone"))
+        .collect();
+    assert_eq!(left, Vec::<String>::new());
+    assert_eq!(secrets.get(&secret_name(&gone.id)).unwrap(), None);
+
+    release.send(()).unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while service.get("kept").unwrap().state != DeviceState::LoggedIn {
+        assert!(tokio::time::Instant::now() < deadline, "kept not restored");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let gone = service.get("gone").unwrap();
+    assert_eq!(gone.state, DeviceState::Disconnected);
+    assert!(!gone.has_credentials);
+    service.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logout_while_pairing_cancels_the_login() {
     let rig = Rig::new().await;
