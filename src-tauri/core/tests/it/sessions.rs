@@ -470,6 +470,53 @@ async fn devices_with_credentials_reconnect_at_start_up() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_written_before_entries_carried_their_name_restores_and_gains_it() {
+    let rig = Rig::new().await;
+    let (device, _) = rig.linked("old").await;
+    rig.service.shutdown().await;
+    let Rig {
+        sim,
+        dir,
+        secrets,
+        service,
+    } = rig;
+    drop(service);
+    // The entry as session 4 wrote it: the same JSON without `entry`.
+    let name = secret_name(&device.id);
+    let mut entry: serde_json::Value =
+        serde_json::from_slice(&secrets.get(&name).unwrap().unwrap()).unwrap();
+    assert_eq!(entry["entry"], serde_json::json!(name));
+    entry.as_object_mut().unwrap().remove("entry");
+    secrets
+        .set(&name, &serde_json::to_vec(&entry).unwrap())
+        .unwrap();
+
+    let service = DeviceService::open(config(&sim, &dir.path().join("data"), &secrets))
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while service.get("old").unwrap().state != DeviceState::LoggedIn {
+        assert!(tokio::time::Instant::now() < deadline, "not restored");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The save after the login wrote the name in.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let raw = secrets.get(&name).unwrap().unwrap();
+        let secrets: DeviceSecrets = serde_json::from_slice(&raw).unwrap();
+        if secrets.entry.as_deref() == Some(name.as_str()) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the entry never gained its name"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    service.shutdown().await;
+}
+
 /// The real keyring, with its bulk read held until released: the start-up
 /// restore's keyring read, made to last as long as a test needs.
 struct HeldBulkRead {
