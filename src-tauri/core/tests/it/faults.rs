@@ -2,13 +2,11 @@
 //! (state, reason, next retry, ban expiry) and that the service's own retries
 //! bring the device back, or stay away after a permanent ending.
 
-use crate::sessions::{RETRY, Rig, WAIT, config};
+use crate::sessions::{RETRY, Rig, WAIT};
 use std::time::Duration;
 use tokio::sync::broadcast;
 use wa_device_core::session::store::secret_name;
-use wa_device_core::{
-    Actor, Device, DeviceService, DeviceState, HistoryAction, ServiceEvent, StateReason,
-};
+use wa_device_core::{Actor, Device, DeviceState, HistoryAction, ServiceEvent, StateReason};
 use wa_sim::{SimConfig, SimEvent, Simulator};
 
 /// The snapshots of `id` sent as `device_changed`, with the time each was
@@ -87,25 +85,10 @@ async fn logged_in_again(
 async fn refused_logins_at_start_up_are_retried_with_growing_delays() {
     let rig = Rig::new().await;
     rig.linked("boot").await;
-    rig.service.shutdown().await;
-    let Rig {
-        sim,
-        dir,
-        secrets,
-        service,
-    } = rig;
-    drop(service);
-    sim.fail_next_logins_with_503(3);
-    let service = DeviceService::open(config(&sim, &dir.path().join("data"), &secrets))
-        .await
-        .unwrap();
-    let mut events = service.subscribe();
-    let rig = Rig {
-        sim,
-        dir,
-        secrets,
-        service,
-    };
+    let stopped = rig.stop().await;
+    stopped.sim.fail_next_logins_with_503(3);
+    let rig = stopped.start().await;
+    let mut events = rig.service.subscribe();
     let changes = logged_in_again(&rig, &mut events, "boot").await;
     let delays = announced_retries(&changes);
     assert_eq!(delays.len(), 3, "{changes:#?}");
@@ -229,24 +212,9 @@ async fn a_ban_goes_offline_until_it_expires_and_the_next_start_reconnects() {
     // Once the ban is over, a start-up reconnects the device. (The
     // simulator's ban ends up to a second after the expiry it announced,
     // which is in whole seconds.)
-    rig.service.shutdown().await;
+    let stopped = rig.stop().await;
     tokio::time::sleep_until(banned_at + ban + Duration::from_millis(200)).await;
-    let Rig {
-        sim,
-        dir,
-        secrets,
-        service,
-    } = rig;
-    drop(service);
-    let service = DeviceService::open(config(&sim, &dir.path().join("data"), &secrets))
-        .await
-        .unwrap();
-    let rig = Rig {
-        sim,
-        dir,
-        secrets,
-        service,
-    };
+    let rig = stopped.start().await;
     let d = rig.wait_for_state("ban", DeviceState::LoggedIn).await;
     assert_eq!(d.ban_expires_at, None);
 }

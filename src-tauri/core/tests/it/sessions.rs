@@ -71,6 +71,16 @@ impl Rig {
         self.dir.path().join("data")
     }
 
+    /// Shuts the service down, as the app does at exit.
+    pub async fn stop(self) -> StoppedRig {
+        self.service.shutdown().await;
+        StoppedRig {
+            sim: self.sim,
+            dir: self.dir,
+            secrets: self.secrets,
+        }
+    }
+
     pub async fn wait_for(&self, id: &str, what: &str, done: impl Fn(&Device) -> bool) -> Device {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
@@ -112,6 +122,37 @@ impl Rig {
             .unwrap();
         let device = self.wait_for_state(id, DeviceState::LoggedIn).await;
         (device, jid)
+    }
+}
+
+/// What outlives the service across a restart: the simulator, the data
+/// folder and the keyring.
+pub struct StoppedRig {
+    pub sim: Simulator,
+    pub dir: tempfile::TempDir,
+    pub secrets: Arc<dyn SecretStore>,
+}
+
+impl StoppedRig {
+    /// Opens a service on the same data folder, as the app's next start.
+    pub async fn start(self) -> Rig {
+        let keyring = Arc::clone(&self.secrets);
+        self.start_with(keyring).await
+    }
+
+    /// [`StoppedRig::start`] with the service reaching the keyring through
+    /// `keyring`; the rig's `secrets` stay the keyring itself.
+    pub async fn start_with(self, keyring: Arc<dyn SecretStore>) -> Rig {
+        let service =
+            DeviceService::open(config(&self.sim, &self.dir.path().join("data"), &keyring))
+                .await
+                .unwrap();
+        Rig {
+            sim: self.sim,
+            dir: self.dir,
+            secrets: self.secrets,
+            service,
+        }
     }
 }
 
@@ -446,64 +487,38 @@ async fn dropped_connections_reconnect_by_themselves() {
 async fn devices_with_credentials_reconnect_at_start_up() {
     let rig = Rig::new().await;
     rig.linked("a").await;
-    rig.service.shutdown().await;
-    let Rig {
-        sim,
-        dir,
-        secrets,
-        service,
-    } = rig;
-    drop(service);
-    let service = DeviceService::open(config(&sim, &dir.path().join("data"), &secrets))
-        .await
-        .unwrap();
+    let rig = rig.stop().await.start().await;
     // Not connected yet: the state says so from the moment `open` returns.
-    let restoring = service.get("a").unwrap();
+    let restoring = rig.service.get("a").unwrap();
     assert_eq!(
         (restoring.state, restoring.state_reason),
         (DeviceState::Connecting, StateReason::Restoring)
     );
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while service.get("a").unwrap().state != DeviceState::LoggedIn {
-        assert!(tokio::time::Instant::now() < deadline, "not restored");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    rig.wait_for_state("a", DeviceState::LoggedIn).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_entry_written_before_entries_carried_their_name_restores_and_gains_it() {
     let rig = Rig::new().await;
     let (device, _) = rig.linked("old").await;
-    rig.service.shutdown().await;
-    let Rig {
-        sim,
-        dir,
-        secrets,
-        service,
-    } = rig;
-    drop(service);
+    let stopped = rig.stop().await;
     // The entry as session 4 wrote it: the same JSON without `entry`.
     let name = secret_name(&device.id);
     let mut entry: serde_json::Value =
-        serde_json::from_slice(&secrets.get(&name).unwrap().unwrap()).unwrap();
+        serde_json::from_slice(&stopped.secrets.get(&name).unwrap().unwrap()).unwrap();
     assert_eq!(entry["entry"], serde_json::json!(name));
     entry.as_object_mut().unwrap().remove("entry");
-    secrets
+    stopped
+        .secrets
         .set(&name, &serde_json::to_vec(&entry).unwrap())
         .unwrap();
 
-    let service = DeviceService::open(config(&sim, &dir.path().join("data"), &secrets))
-        .await
-        .unwrap();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while service.get("old").unwrap().state != DeviceState::LoggedIn {
-        assert!(tokio::time::Instant::now() < deadline, "not restored");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let rig = stopped.start().await;
+    rig.wait_for_state("old", DeviceState::LoggedIn).await;
     // The save after the login wrote the name in.
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let raw = secrets.get(&name).unwrap().unwrap();
+        let raw = rig.secrets.get(&name).unwrap().unwrap();
         let secrets: DeviceSecrets = serde_json::from_slice(&raw).unwrap();
         if secrets.entry.as_deref() == Some(name.as_str()) {
             break;
@@ -514,7 +529,7 @@ async fn an_entry_written_before_entries_carried_their_name_restores_and_gains_i
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    service.shutdown().await;
+    rig.service.shutdown().await;
 }
 
 /// The real keyring, with its bulk read held until released: the start-up
@@ -562,24 +577,14 @@ async fn a_logout_while_the_restore_reads_the_keyring_closes_the_store_opened_ah
     let rig = Rig::new().await;
     rig.linked("kept").await;
     let (gone, _) = rig.linked("gone").await;
-    rig.service.shutdown().await;
-    let Rig {
-        sim,
-        dir,
-        secrets,
-        service,
-    } = rig;
-    drop(service);
-    let data = dir.path().join("data");
-    let gone_db = wa_device_core::files::DataLayout::new(data.clone()).session_db(&gone.id);
+    let gone_db = wa_device_core::files::DataLayout::new(rig.data()).session_db(&gone.id);
+    let stopped = rig.stop().await;
     let (release, held) = std::sync::mpsc::channel();
     let held: Arc<dyn SecretStore> = Arc::new(HeldBulkRead {
-        keyring: Arc::clone(&secrets),
+        keyring: Arc::clone(&stopped.secrets),
         release: std::sync::Mutex::new(held),
     });
-    let service = DeviceService::open(config(&sim, &data, &held))
-        .await
-        .unwrap();
+    let rig = stopped.start_with(held).await;
     // The devices wait for the keyring read; their stores open meanwhile.
     let deadline = tokio::time::Instant::now() + WAIT;
     while open_files_under(&gone_db).is_empty() {
@@ -589,30 +594,26 @@ async fn a_logout_while_the_restore_reads_the_keyring_closes_the_store_opened_ah
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let outcome = service.logout("gone", Actor::Desktop).await.unwrap();
+    let outcome = rig.service.logout("gone", Actor::Desktop).await.unwrap();
     assert!(
         outcome.had_credentials && outcome.unlink_confirmed,
         "{outcome:?}"
     );
     assert_eq!(open_files_under(&gone_db), Vec::<String>::new());
-    let left: Vec<_> = std::fs::read_dir(data.join("sessions"))
+    let left: Vec<_> = std::fs::read_dir(rig.data().join("sessions"))
         .unwrap()
         .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|name| name.contains("gone"))
         .collect();
     assert_eq!(left, Vec::<String>::new());
-    assert_eq!(secrets.get(&secret_name(&gone.id)).unwrap(), None);
+    assert_eq!(rig.secrets.get(&secret_name(&gone.id)).unwrap(), None);
 
     release.send(()).unwrap();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while service.get("kept").unwrap().state != DeviceState::LoggedIn {
-        assert!(tokio::time::Instant::now() < deadline, "kept not restored");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let gone = service.get("gone").unwrap();
+    rig.wait_for_state("kept", DeviceState::LoggedIn).await;
+    let gone = rig.service.get("gone").unwrap();
     assert_eq!(gone.state, DeviceState::Disconnected);
     assert!(!gone.has_credentials);
-    service.shutdown().await;
+    rig.service.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
