@@ -532,11 +532,6 @@ async fn main() {
     let mut rss_by_size = Vec::new();
     for &n in &sizes {
         let data = dir.path().join(format!("restore-{n}"));
-        // Each size is an installation of its own, keyring included: the
-        // restore reads exactly its N entries.
-        let keyring_service = format!("{keyring_service}-{n}");
-        let secrets: Arc<dyn SecretStore> =
-            Arc::new(KeyringSecretStore::new(keyring_service.clone()));
         let rss = measure_restore(
             &ws_url,
             &sim,

@@ -19,35 +19,23 @@ pub trait SecretStore: Send + Sync + 'static {
     fn set(&self, name: &str, secret: &[u8]) -> Result<()>;
     /// Deletes the secret called `name`; deleting a missing one succeeds.
     fn delete(&self, name: &str) -> Result<()>;
-    /// Hands every secret whose name starts with `prefix` to `found`, in one
+    /// Every secret whose name starts with `prefix`, by name, read in one
     /// pass: the start-up restore reads all devices' entries this way
     /// instead of one lookup per device. A name with more than one entry is
-    /// left out (its own `get` reports the ambiguity), so nothing is handed
-    /// out before every name is known. A store that cannot list its entries
-    /// hands none, and callers fall back to `get`.
+    /// left out (its own `get` reports the ambiguity). A store that cannot
+    /// list its entries returns none, and callers fall back to `get`.
     ///
     /// `named_by` reads the name of its entry that a secret carries, if it
     /// carries one (see `session::store::secret_entry_name`): a store that
     /// reads names dearer than secrets takes that name, and reads its own
     /// record of the name only for secrets that carry none.
-    fn for_each_with_prefix(
+    fn get_all(
         &self,
         prefix: &str,
         named_by: &dyn Fn(&[u8]) -> Option<String>,
-        found: &mut dyn FnMut(String, Vec<u8>),
-    ) -> Result<()> {
-        let _ = (prefix, named_by, found);
-        Ok(())
-    }
-
-    /// [`SecretStore::for_each_with_prefix`] of secrets that carry no name,
-    /// collected by name.
-    fn get_all(&self, prefix: &str) -> Result<HashMap<String, Vec<u8>>> {
-        let mut all = HashMap::new();
-        self.for_each_with_prefix(prefix, &|_| None, &mut |name, secret| {
-            all.insert(name, secret);
-        })?;
-        Ok(all)
+    ) -> Result<HashMap<String, Vec<u8>>> {
+        let _ = (prefix, named_by);
+        Ok(HashMap::new())
     }
 }
 
@@ -150,15 +138,9 @@ impl KeyringSecretStore {
             }
         }
     }
-}
 
-impl KeyringSecretStore {
     /// The `username` attribute (the name) of each item, in order.
-    fn names_of<'a>(
-        &self,
-        items: impl ExactSizeIterator<Item = &'a dbus::Path<'static>>,
-    ) -> Result<Vec<Option<String>>> {
-        let items: Vec<_> = items.collect();
+    fn names_of(&self, items: &[&dbus::Path<'static>]) -> Result<Vec<Option<String>>> {
         if items.is_empty() {
             return Ok(Vec::new());
         }
@@ -206,7 +188,7 @@ impl KeyringSecretStore {
 const BULK_READ_MIN_ITEMS: usize = 64;
 
 /// Connections a bulk read spreads its calls over (see
-/// [`KeyringSecretStore::for_each_with_prefix`]).
+/// [`KeyringSecretStore::get_all`]).
 const BULK_READ_CONNECTIONS: usize = 4;
 
 /// For each item's name, the name if it starts with `prefix` and no other
@@ -365,12 +347,11 @@ impl SecretStore for KeyringSecretStore {
     /// [`BULK_READ_CONNECTIONS`], because each is a round trip through the
     /// bus daemon to the keyring daemon, and on one connection both daemons
     /// and this process mostly wait on each other.
-    fn for_each_with_prefix(
+    fn get_all(
         &self,
         prefix: &str,
         named_by: &dyn Fn(&[u8]) -> Option<String>,
-        found: &mut dyn FnMut(String, Vec<u8>),
-    ) -> Result<()> {
+    ) -> Result<HashMap<String, Vec<u8>>> {
         let paths = self.with_service(|service| {
             let attributes = HashMap::from([
                 ("service", self.service.as_str()),
@@ -382,7 +363,7 @@ impl SecretStore for KeyringSecretStore {
                 .collect::<Vec<_>>())
         })?;
         if paths.is_empty() {
-            return Ok(());
+            return Ok(HashMap::new());
         }
         let mut secrets = HashMap::with_capacity(paths.len());
         {
@@ -393,31 +374,31 @@ impl SecretStore for KeyringSecretStore {
         }
         // An item left out (deleted since the search) is skipped: the
         // device's own lookup reports it.
-        let (named, unnamed): (Vec<_>, Vec<_>) = paths
+        let mut entries: Vec<(Option<String>, dbus::Path<'static>, Vec<u8>)> = paths
             .into_iter()
             .filter_map(|path| {
                 let secret = secrets.remove(&path)?;
                 Some((named_by(&secret), path, secret))
             })
-            .partition(|(name, _, _)| name.is_some());
-        let recorded = self.names_of(unnamed.iter().map(|(_, path, _)| path))?;
-        let entries: Vec<(Option<String>, Vec<u8>)> = named
+            .collect();
+        let mut unnamed: Vec<_> = entries
+            .iter_mut()
+            .filter(|(name, _, _)| name.is_none())
+            .collect();
+        let recorded =
+            self.names_of(&unnamed.iter().map(|(_, path, _)| path).collect::<Vec<_>>())?;
+        for ((name, _, _), recorded) in unnamed.iter_mut().zip(recorded) {
+            *name = recorded;
+        }
+        let (names, secrets): (Vec<_>, Vec<_>) = entries
             .into_iter()
             .map(|(name, _, secret)| (name, secret))
-            .chain(
-                recorded
-                    .into_iter()
-                    .zip(unnamed)
-                    .map(|(name, (_, _, secret))| (name, secret)),
-            )
-            .collect();
-        let (names, secrets): (Vec<_>, Vec<_>) = entries.into_iter().unzip();
-        for (name, secret) in unique_names(names, prefix).into_iter().zip(secrets) {
-            if let Some(name) = name {
-                found(name, secret);
-            }
-        }
-        Ok(())
+            .unzip();
+        Ok(unique_names(names, prefix)
+            .into_iter()
+            .zip(secrets)
+            .filter_map(|(name, secret)| Some((name?, secret)))
+            .collect())
     }
 
     fn delete(&self, name: &str) -> Result<()> {
@@ -482,24 +463,19 @@ impl SecretStore for MemorySecretStore {
         Ok(())
     }
 
-    fn for_each_with_prefix(
+    fn get_all(
         &self,
         prefix: &str,
         _named_by: &dyn Fn(&[u8]) -> Option<String>,
-        found: &mut dyn FnMut(String, Vec<u8>),
-    ) -> Result<()> {
-        let matching: Vec<(String, Vec<u8>)> = self
+    ) -> Result<HashMap<String, Vec<u8>>> {
+        Ok(self
             .entries
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .iter()
             .filter(|(name, _)| name.starts_with(prefix))
             .map(|(name, secret)| (name.clone(), secret.clone()))
-            .collect();
-        for (name, secret) in matching {
-            found(name, secret);
-        }
-        Ok(())
+            .collect())
     }
 }
 

@@ -228,17 +228,18 @@ struct Inner {
 }
 
 /// The keyring entries of the devices the start-up restore connects, read in
-/// one pass in the background (see [`SecretStore::for_each_with_prefix`]),
+/// one pass in the background (see [`SecretStore::get_all`]),
 /// by entry name. Each is taken by the device's first connection attempt,
 /// and dropped by any wipe of the device, so it never outlives a logout.
 #[derive(Default)]
 struct RestoreSecrets {
     entries: HashMap<String, Vec<u8>>,
     /// Devices whose entry the read has not reached yet. Their first attempt
-    /// waits for it before queueing for a connect permit, so permits go to
-    /// devices in the order their entries arrive and connecting overlaps
-    /// the read. Notified (a stored permit, so none is lost) when the entry
-    /// arrives, the read ends without it, or the device is wiped.
+    /// waits for it before queueing for a connect permit, instead of each
+    /// reading its own entry meanwhile (while the read runs, their session
+    /// stores open: see [`Inner::open_stores_ahead`]). Notified (a stored
+    /// permit, so none is lost) when the entry arrives, the read ends
+    /// without it, or the device is wiped.
     awaited: HashMap<String, Arc<tokio::sync::Notify>>,
 }
 
@@ -747,22 +748,19 @@ impl DeviceService {
             }
             drop(secrets);
             // One pass over the keyring instead of one search per device,
-            // in the background: attempts start as their entries arrive. If
-            // it fails, each attempt reads its own entry (and reports a
-            // keyring that is still unavailable then).
+            // in the background: attempts wait for it. If it fails, each
+            // attempt reads its own entry (and reports a keyring that is
+            // still unavailable then).
             let inner = Arc::clone(&self.inner);
             tokio::spawn(async move {
-                let reader = Arc::clone(&inner);
-                let _ = inner
-                    .keyring(move |s| {
-                        s.for_each_with_prefix(
-                            SECRET_NAME_PREFIX,
-                            &secret_entry_name,
-                            &mut |name, secret| reader.restore_secrets().arrived(name, secret),
-                        )
-                    })
+                let read = inner
+                    .keyring(|s| s.get_all(SECRET_NAME_PREFIX, &secret_entry_name))
                     .await;
-                inner.restore_secrets().read_ended();
+                let mut secrets = inner.restore_secrets();
+                for (name, secret) in read.unwrap_or_default() {
+                    secrets.arrived(name, secret);
+                }
+                secrets.read_ended();
             });
         }
         let mut ahead = Vec::with_capacity(restored.len());

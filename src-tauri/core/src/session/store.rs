@@ -149,7 +149,7 @@ fn keyring_error(err: crate::ServiceError) -> StoreError {
 
 /// The keyring entry name a stored [`DeviceSecrets`] says it is kept under,
 /// if it says one. The keyring's bulk read takes names from here (see
-/// [`SecretStore::for_each_with_prefix`]): the Secret Service hands many
+/// [`SecretStore::get_all`]): the Secret Service hands many
 /// items' secrets out in one call but each item's name only in a call of its
 /// own.
 pub fn secret_entry_name(raw: &[u8]) -> Option<String> {

@@ -28,20 +28,24 @@ fn all_entries_with_a_prefix_are_read_in_one_pass() {
     other_service
         .set("device/c", b"another installation")
         .unwrap();
-    let all = store.get_all("device/").unwrap();
+    let all = store.get_all("device/", &|_| None).unwrap();
     assert_eq!(all.len(), 2, "{:?}", all.keys().collect::<Vec<_>>());
     assert_eq!(all["device/a"], b"secret a");
     assert_eq!(all["device/b"], b"secret b");
     store.delete("device/a").unwrap();
     assert_eq!(
-        store.get_all("device/").unwrap().keys().collect::<Vec<_>>(),
+        store
+            .get_all("device/", &|_| None)
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
         vec!["device/b"]
     );
     for name in ["device/b", "api/basic-auth"] {
         store.delete(name).unwrap();
     }
     other_service.delete("device/c").unwrap();
-    assert!(store.get_all("").unwrap().is_empty());
+    assert!(store.get_all("", &|_| None).unwrap().is_empty());
 }
 
 #[test]
@@ -269,12 +273,11 @@ fn a_read_of_all_entries_names_them_by_secret_or_attribute_and_leaves_out_duplic
             add_raw_item(&store, "device/elsewhere", b"entry=device/d2;stray");
             left_out.push(2);
         }
-        let mut seen = Vec::new();
-        store
-            .for_each_with_prefix("device/", &carried_name, &mut |name, secret| {
-                seen.push((name, secret))
-            })
-            .unwrap();
+        let mut seen: Vec<_> = store
+            .get_all("device/", &carried_name)
+            .unwrap()
+            .into_iter()
+            .collect();
         seen.sort();
         let mut expected: Vec<(String, Vec<u8>)> = (0..count)
             .filter(|i| !left_out.contains(i))
@@ -286,6 +289,6 @@ fn a_read_of_all_entries_names_them_by_secret_or_attribute_and_leaves_out_duplic
             store.delete(&format!("device/d{i}")).unwrap();
         }
         store.delete("device/elsewhere").unwrap();
-        assert!(store.get_all("").unwrap().is_empty());
+        assert!(store.get_all("", &|_| None).unwrap().is_empty());
     }
 }

@@ -549,14 +549,13 @@ impl SecretStore for HeldBulkRead {
     fn delete(&self, name: &str) -> wa_device_core::Result<()> {
         self.keyring.delete(name)
     }
-    fn for_each_with_prefix(
+    fn get_all(
         &self,
         prefix: &str,
         named_by: &dyn Fn(&[u8]) -> Option<String>,
-        found: &mut dyn FnMut(String, Vec<u8>),
-    ) -> wa_device_core::Result<()> {
+    ) -> wa_device_core::Result<std::collections::HashMap<String, Vec<u8>>> {
         let _ = self.release.lock().unwrap().recv();
-        self.keyring.for_each_with_prefix(prefix, named_by, found)
+        self.keyring.get_all(prefix, named_by)
     }
 }
 
