@@ -1,0 +1,332 @@
+//! The device service: every operation the GUI and the REST API offer.
+//!
+//! Concurrency: each device has a slot with an async mutex. Every operation on
+//! a device, and every reaction to an event of its WhatsApp session, runs with
+//! that lock held, so operations on one device are serialized: a logout during
+//! pairing, two logouts at once, or a delete during a reconnect each run one
+//! after the other and see the state the previous one left. Waiting for a QR
+//! code or pairing code happens after the lock is released.
+//!
+//! Where things happen:
+//! - this file: opening the service, the admin operations that need no
+//!   session (create, list, rename, history), shutdown, and the helpers every
+//!   operation shares (saving a device, the history, keyring calls);
+//! - [`config`]: [`ServiceConfig`] and the [`RetryPolicy`];
+//! - [`device_lock`]: the per-device lock and what it guards (the live
+//!   session, pending login replies, the scheduled attempt);
+//! - [`login`]: QR and pairing-code logins, cancelling them;
+//! - [`logout`]: the product's four logout steps, delete, and finishing
+//!   wipes a crash interrupted;
+//! - [`connection`]: reconnect, starting sessions, retries with backoff;
+//! - [`restore`]: the start-up restore and its keyring prefetch;
+//! - [`whatsapp_events`]: how the events of a device's WhatsApp session
+//!   change the device.
+
+mod config;
+mod connection;
+mod device_lock;
+mod login;
+mod logout;
+mod restore;
+mod whatsapp_events;
+
+pub use config::{RetryPolicy, ServiceConfig};
+pub use logout::{WipeStep, WipeStepObserver};
+
+use crate::app_db::{AppDatabase, history_to_csv, now};
+use crate::error::{Result, ServiceError};
+use crate::files::{DataLayout, create_private_dir};
+use crate::model::{
+    Actor, Device, DeviceId, DeviceState, HistoryAction, HistoryEntry, NewDevice, Outcome,
+    ServiceEvent, StateReason, normalize_label,
+};
+use crate::secrets::SecretStore;
+use crate::session::SessionSettings;
+use device_lock::Slot;
+use restore::RestoreSecrets;
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{Semaphore, broadcast};
+
+struct Inner {
+    db: AppDatabase,
+    layout: DataLayout,
+    secrets: Arc<dyn SecretStore>,
+    sessions: SessionSettings,
+    unlink_timeout: Duration,
+    login_timeout: Duration,
+    retry: RetryPolicy,
+    /// See [`ServiceConfig::restore_concurrency`].
+    connect_permits: Arc<Semaphore>,
+    wipe_step_observer: Option<WipeStepObserver>,
+    events: broadcast::Sender<ServiceEvent>,
+    slots: Mutex<HashMap<DeviceId, Arc<Slot>>>,
+    next_generation: AtomicU64,
+    /// The data folder's lock file, locked exclusively while the service
+    /// lives (see [`DataLayout::lock_file`]); released by `shutdown` or when
+    /// the process ends.
+    folder_lock: Mutex<Option<std::fs::File>>,
+    /// Keyring entries of the devices the start-up restore connects.
+    restore_secrets: Mutex<RestoreSecrets>,
+}
+
+/// The device service. Cheap to clone; all clones drive the same devices.
+#[derive(Clone)]
+pub struct DeviceService {
+    inner: Arc<Inner>,
+}
+
+/// Capacity of the event channel; a subscriber that falls further behind
+/// misses events (and sees `RecvError::Lagged`), it never blocks the service.
+const EVENT_CAPACITY: usize = 4096;
+
+impl DeviceService {
+    /// Opens the service on `config.data_dir`: creates or migrates the app
+    /// database, finishes wipes a crash interrupted, resets logins a crash
+    /// left pending, and (if configured) reconnects every device with
+    /// credentials in the background.
+    pub async fn open(config: ServiceConfig) -> Result<DeviceService> {
+        create_private_dir(&config.data_dir)?;
+        let layout = DataLayout::new(config.data_dir.clone());
+        let folder_lock = layout.lock_exclusively()?;
+        create_private_dir(&layout.sessions_dir())?;
+        let db = AppDatabase::open(&layout.app_db())?;
+        let (events, _) = broadcast::channel(EVENT_CAPACITY);
+        let service = DeviceService {
+            inner: Arc::new(Inner {
+                db,
+                layout,
+                secrets: config.secret_store,
+                sessions: SessionSettings {
+                    server: config.server,
+                    #[cfg(feature = "simulator")]
+                    time_factor: config.client_time_factor,
+                },
+                unlink_timeout: config.unlink_timeout,
+                login_timeout: config.login_timeout,
+                retry: config.retry,
+                connect_permits: Arc::new(Semaphore::new(config.restore_concurrency.max(1))),
+                wipe_step_observer: config.wipe_step_observer,
+                events,
+                slots: Mutex::new(HashMap::new()),
+                next_generation: AtomicU64::new(1),
+                folder_lock: Mutex::new(Some(folder_lock)),
+                restore_secrets: Mutex::new(RestoreSecrets::default()),
+            }),
+        };
+        service.recover().await?;
+        if config.restore_on_open {
+            service.restore_sessions().await?;
+        }
+        Ok(service)
+    }
+
+    /// Events for the shell to forward.
+    pub fn subscribe(&self) -> broadcast::Receiver<ServiceEvent> {
+        self.inner.events.subscribe()
+    }
+
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.inner.layout.root()
+    }
+
+    /// Creates a device (`disconnected`, reason `created`).
+    pub async fn create(&self, new: NewDevice, actor: Actor) -> Result<Device> {
+        let label = normalize_label(&new.label)?;
+        let id = match new.id.as_deref() {
+            Some(id) => DeviceId::parse(id)?,
+            None => loop {
+                let id = DeviceId::generate();
+                if self.inner.db.device(&id)?.is_none() {
+                    break id;
+                }
+            },
+        };
+        let slot = self.inner.slot(&id);
+        let _guard = slot.state.lock().await;
+        let device = Device {
+            id: id.clone(),
+            label,
+            phone_number: None,
+            display_name: None,
+            jid: None,
+            state: DeviceState::Disconnected,
+            state_reason: StateReason::Created,
+            next_retry_at: None,
+            ban_expires_at: None,
+            has_credentials: false,
+            created_at: now(),
+            last_connected_at: None,
+        };
+        self.inner.db.insert_device(&device)?;
+        self.inner.record(
+            &id,
+            HistoryAction::Create,
+            &actor,
+            Outcome::Ok,
+            format!("label \"{}\"", device.label),
+        );
+        self.inner.emit_device(&device);
+        Ok(device)
+    }
+
+    /// All devices, ordered by id.
+    pub fn list(&self) -> Result<Vec<Device>> {
+        self.inner.db.devices()
+    }
+
+    pub fn get(&self, id: &str) -> Result<Device> {
+        let id = DeviceId::parse(id)?;
+        self.inner.device(&id)
+    }
+
+    pub async fn rename(&self, id: &str, label: &str, actor: Actor) -> Result<Device> {
+        let id = DeviceId::parse(id)?;
+        let label = normalize_label(label)?;
+        let slot = self.inner.slot(&id);
+        let _guard = slot.state.lock().await;
+        let mut device = self.inner.device(&id)?;
+        let old = std::mem::replace(&mut device.label, label);
+        self.inner.db.update_device(&device)?;
+        self.inner.record(
+            &id,
+            HistoryAction::Rename,
+            &actor,
+            Outcome::Ok,
+            format!("from \"{old}\" to \"{}\"", device.label),
+        );
+        self.inner.emit_device(&device);
+        Ok(device)
+    }
+
+    /// A device's history, oldest first. Works for deleted devices too, as
+    /// long as they have history; `not_found` otherwise.
+    pub fn history(&self, id: &str) -> Result<Vec<HistoryEntry>> {
+        let id = DeviceId::parse(id)?;
+        let entries = self.inner.db.history(&id)?;
+        if entries.is_empty() && self.inner.db.device(&id)?.is_none() {
+            return Err(ServiceError::not_found(id.as_str()));
+        }
+        Ok(entries)
+    }
+
+    /// [`DeviceService::history`] as CSV with a header row.
+    pub fn history_csv(&self, id: &str) -> Result<String> {
+        Ok(history_to_csv(&self.history(id)?))
+    }
+
+    /// Stops every live session (without logging anything out). For an
+    /// orderly exit; the service can keep being used afterwards.
+    pub async fn shutdown(&self) {
+        let slots: Vec<Arc<Slot>> = self
+            .inner
+            .slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for slot in slots {
+            let mut st = slot.state.lock().await;
+            // Scheduled retries are cancelled too, session or not.
+            if let Some(session) = st.take_session() {
+                session.stop().await;
+            }
+        }
+        // Lets another service (a restart in the same process) open the folder.
+        self.inner
+            .folder_lock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+    }
+}
+
+impl Inner {
+    fn slot(&self, id: &DeviceId) -> Arc<Slot> {
+        Arc::clone(
+            self.slots
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(id.clone())
+                .or_default(),
+        )
+    }
+
+    fn device(&self, id: &DeviceId) -> Result<Device> {
+        self.db
+            .device(id)?
+            .ok_or_else(|| ServiceError::not_found(id.as_str()))
+    }
+
+    fn emit_device(&self, device: &Device) {
+        // No subscriber is not an error.
+        let _ = self.events.send(ServiceEvent::DeviceChanged {
+            device: device.clone(),
+        });
+    }
+
+    fn save(&self, device: &Device) -> Result<()> {
+        self.db.update_device(device)?;
+        self.emit_device(device);
+        Ok(())
+    }
+
+    fn notice(&self, id: &DeviceId, reason: StateReason, message: String) {
+        let _ = self.events.send(ServiceEvent::Notice {
+            device_id: id.clone(),
+            reason,
+            message,
+        });
+    }
+
+    /// Appends to the history. A failure to record is not a failure of the
+    /// action (which already happened), so it is not returned.
+    fn record(
+        &self,
+        id: &DeviceId,
+        action: HistoryAction,
+        actor: &Actor,
+        outcome: Outcome,
+        detail: String,
+    ) {
+        let _ = self.db.append_history(&HistoryEntry {
+            at: now(),
+            device_id: id.to_string(),
+            action,
+            actor: actor.clone(),
+            outcome,
+            detail,
+        });
+    }
+
+    /// Records an admin operation's result: `ok` with `detail`, or `failed`
+    /// with the error's message.
+    fn record_result<T>(
+        &self,
+        id: &DeviceId,
+        action: HistoryAction,
+        actor: &Actor,
+        result: &Result<T>,
+        detail: impl FnOnce(&T) -> String,
+    ) {
+        match result {
+            Ok(value) => self.record(id, action, actor, Outcome::Ok, detail(value)),
+            Err(err) => self.record(id, action, actor, Outcome::Failed, err.message.clone()),
+        }
+    }
+
+    /// Runs a keyring call off the async workers (the Secret Service client
+    /// blocks on D-Bus).
+    async fn keyring<T: Send + 'static>(
+        &self,
+        call: impl FnOnce(&dyn SecretStore) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let store = Arc::clone(&self.secrets);
+        tokio::task::spawn_blocking(move || call(&*store))
+            .await
+            .map_err(|e| ServiceError::internal(format!("keyring task failed: {e}")))?
+    }
+}
