@@ -70,12 +70,32 @@ async fn assert_no_retries(rig: &Rig, id: &str) {
     assert_eq!(d.next_retry_at, None, "{d:?}");
 }
 
+/// The changes of `id` until it is `logged_in` again after leaving that
+/// state. A `logged_in` change that was already on its way when the test
+/// subscribed (the database is written before the event is sent) is not the
+/// return the test waits for: the device must first be seen elsewhere.
+async fn back_to_logged_in(
+    events: &mut broadcast::Receiver<ServiceEvent>,
+    id: &str,
+    within: Duration,
+) -> Vec<(chrono::DateTime<chrono::Utc>, Device)> {
+    let left = std::sync::atomic::AtomicBool::new(false);
+    changes_until(events, id, within, |d| {
+        if d.state != DeviceState::LoggedIn {
+            left.store(true, std::sync::atomic::Ordering::Relaxed);
+            return false;
+        }
+        left.load(std::sync::atomic::Ordering::Relaxed)
+    })
+    .await
+}
+
 async fn logged_in_again(
     rig: &Rig,
     events: &mut broadcast::Receiver<ServiceEvent>,
     id: &str,
 ) -> Vec<(chrono::DateTime<chrono::Utc>, Device)> {
-    let changes = changes_until(events, id, WAIT, |d| d.state == DeviceState::LoggedIn).await;
+    let changes = back_to_logged_in(events, id, WAIT).await;
     let d = rig.service.get(id).unwrap();
     assert_eq!((d.state, d.next_retry_at), (DeviceState::LoggedIn, None));
     changes
@@ -140,10 +160,7 @@ async fn a_stalled_connection_is_detected_and_retried() {
     rig.linked("stall").await;
     let mut events = rig.service.subscribe();
     rig.sim.stall();
-    let changes = changes_until(&mut events, "stall", Duration::from_secs(90), |d| {
-        d.state == DeviceState::LoggedIn
-    })
-    .await;
+    let changes = back_to_logged_in(&mut events, "stall", Duration::from_secs(90)).await;
     assert!(!announced_retries(&changes).is_empty(), "{changes:#?}");
 }
 
