@@ -15,6 +15,9 @@ const COMMANDS: &[&str] = &[
     "export_history_csv",
     "api_status",
     "update_api_settings",
+    "list_revocations",
+    "retry_revocation",
+    "forget_revocation",
 ];
 
 fn main() {

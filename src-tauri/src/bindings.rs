@@ -7,12 +7,12 @@ use ts_rs::{Config, TS};
 
 use wa_device_core::{
     Device, DeviceState, ErrorCode, HistoryAction, HistoryEntry, LogoutOutcome, Outcome,
-    PairingCode, QrCode, ServiceError, StateReason,
+    PairingCode, PendingRevocation, QrCode, RevocationTry, ServiceError, StateReason,
 };
 
 use crate::api_setting::{ApiSettingsUpdate, ApiStatus};
 use crate::commands::AppInfo;
-use crate::events::{DeviceRemovedEvent, NoticeEvent};
+use crate::events::{DeviceRemovedEvent, NoticeEvent, RevocationRemovedEvent};
 
 /// The committed file, relative to the repository root.
 pub const BINDINGS_PATH: &str = "ui/src/lib/bindings.ts";
@@ -34,6 +34,9 @@ pub fn render() -> String {
         HistoryEntry::decl(&cfg),
         HistoryAction::decl(&cfg),
         Outcome::decl(&cfg),
+        PendingRevocation::decl(&cfg),
+        RevocationTry::decl(&cfg),
+        RevocationRemovedEvent::decl(&cfg),
         DeviceRemovedEvent::decl(&cfg),
         NoticeEvent::decl(&cfg),
         ApiStatus::decl(&cfg),

@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::api_setting::{ApiSetting, ApiSettingsUpdate, ApiStatus};
 use wa_device_core::{
     Actor, Device, DeviceService, HistoryEntry, LogoutOutcome, NewDevice, PRODUCT_NAME,
-    PairingCode, QrCode, ServiceError,
+    PairingCode, PendingRevocation, QrCode, RevocationTry, ServiceError,
 };
 
 /// State the shell keeps for the lifetime of the window.
@@ -29,6 +29,9 @@ pub struct AppInfo {
     pub product_name: &'static str,
     pub version: &'static str,
     pub data_dir: String,
+    /// What the start-up found wrong and repaired (a damaged app database,
+    /// devices restored from their files); shown as a banner.
+    pub warnings: Vec<String>,
 }
 
 #[tauri::command]
@@ -37,6 +40,7 @@ pub fn app_info(state: Shell<'_>) -> AppInfo {
         product_name: PRODUCT_NAME,
         version: env!("CARGO_PKG_VERSION"),
         data_dir: state.data_dir.display().to_string(),
+        warnings: state.service.startup_warnings(),
     }
 }
 
@@ -141,4 +145,27 @@ pub async fn update_api_settings(
     update: ApiSettingsUpdate,
 ) -> Result<ApiStatus, ServiceError> {
     state.api.update(update).await
+}
+
+/// Links whose unlink WhatsApp has not confirmed yet, the next due first.
+#[tauri::command]
+pub fn list_revocations(state: Shell<'_>) -> Result<Vec<PendingRevocation>, ServiceError> {
+    state.service.revocations()
+}
+
+/// "Try now".
+#[tauri::command]
+pub async fn retry_revocation(
+    state: Shell<'_>,
+    jid: String,
+) -> Result<RevocationTry, ServiceError> {
+    let service = state.service.clone();
+    service.retry_revocation(&jid, Actor::Desktop).await
+}
+
+/// "Forget without unlinking" (the UI asks for confirmation first).
+#[tauri::command]
+pub async fn forget_revocation(state: Shell<'_>, jid: String) -> Result<(), ServiceError> {
+    let service = state.service.clone();
+    service.forget_revocation(&jid, Actor::Desktop).await
 }

@@ -13,6 +13,8 @@ pub const DEVICE_REMOVED: &str = "device://removed";
 pub const QR_CODE: &str = "device://qr-code";
 pub const PAIRING_CODE: &str = "device://pairing-code";
 pub const NOTICE: &str = "device://notice";
+pub const REVOCATION_CHANGED: &str = "revocation://changed";
+pub const REVOCATION_REMOVED: &str = "revocation://removed";
 /// Sent when the forwarder fell behind and missed events: the UI reloads the
 /// device list instead of trusting its copy.
 pub const RESYNC: &str = "device://resync";
@@ -29,6 +31,15 @@ pub struct NoticeEvent {
     pub device_id: String,
     pub reason: StateReason,
     pub message: String,
+}
+
+/// Payload of [`REVOCATION_REMOVED`].
+#[derive(Debug, Clone, Serialize, ts_rs::TS)]
+pub struct RevocationRemovedEvent {
+    pub jid: String,
+    /// `true`: WhatsApp confirmed the unlink (or the link was gone);
+    /// `false`: an admin forgot it without unlinking.
+    pub completed: bool,
 }
 
 /// Subscribes before returning, so no event after this call is missed.
@@ -58,13 +69,29 @@ fn emit(app: &AppHandle, event: ServiceEvent) {
             },
         ),
         ServiceEvent::QrCode(qr) => app.emit(QR_CODE, qr),
+        ServiceEvent::RevocationChanged { revocation } => app.emit(REVOCATION_CHANGED, revocation),
+        ServiceEvent::RevocationRemoved { jid, completed } => {
+            if completed {
+                notify_if_unfocused(
+                    app,
+                    "Link ended",
+                    &format!(
+                        "WhatsApp confirmed the unlink of {jid}: it is gone from the phone's Linked devices"
+                    ),
+                );
+            }
+            app.emit(
+                REVOCATION_REMOVED,
+                RevocationRemovedEvent { jid, completed },
+            )
+        }
         ServiceEvent::PairingCode(code) => app.emit(PAIRING_CODE, code),
         ServiceEvent::Notice {
             device_id,
             reason,
             message,
         } => {
-            notify_if_unfocused(app, device_id.as_str(), &message);
+            notify_if_unfocused(app, &format!("Device {device_id}"), &message);
             app.emit(
                 NOTICE,
                 NoticeEvent {
@@ -77,7 +104,7 @@ fn emit(app: &AppHandle, event: ServiceEvent) {
     };
 }
 
-fn notify_if_unfocused(app: &AppHandle, device_id: &str, message: &str) {
+fn notify_if_unfocused(app: &AppHandle, title: &str, message: &str) {
     let focused = app
         .get_webview_window("main")
         .and_then(|window| window.is_focused().ok())
@@ -91,7 +118,7 @@ fn notify_if_unfocused(app: &AppHandle, device_id: &str, message: &str) {
     let builder = app
         .notification()
         .builder()
-        .title(format!("Device {device_id}"))
+        .title(title.to_owned())
         .body(message.to_owned());
     tauri::async_runtime::spawn_blocking(move || {
         let _ = builder.show();

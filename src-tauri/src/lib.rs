@@ -82,6 +82,9 @@ pub fn run() -> ExitCode {
             commands::export_history_csv,
             commands::api_status,
             commands::update_api_settings,
+            commands::list_revocations,
+            commands::retry_revocation,
+            commands::forget_revocation,
         ])
         .run(tauri::generate_context!());
     match result {

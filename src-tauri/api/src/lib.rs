@@ -16,6 +16,7 @@ pub mod auth;
 pub mod model;
 pub mod openapi;
 pub mod response;
+pub mod revocations;
 pub mod routes;
 
 use std::collections::HashMap;
@@ -29,7 +30,7 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use tokio::sync::{broadcast, oneshot};
 use tokio::task::JoinHandle;
 use tower::ServiceBuilder;
@@ -229,6 +230,9 @@ pub fn router(state: AppState, config: &ApiConfig) -> Router {
         .route("/devices/{device_id}/reconnect", post(routes::reconnect))
         .route("/devices/{device_id}/status", get(routes::status))
         .route("/devices/{device_id}/history", get(routes::history))
+        .route("/revocations", get(revocations::list))
+        .route("/revocations/{jid}", delete(revocations::forget))
+        .route("/revocations/{jid}/retry", post(revocations::retry))
         .route_layer(middleware::from_fn_with_state(
             authenticator,
             auth::require_basic_auth,

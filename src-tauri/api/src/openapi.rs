@@ -5,7 +5,7 @@
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes;
+use crate::{revocations, routes};
 
 /// The committed document, relative to the repository root.
 pub const OPENAPI_PATH: &str = "docs/openapi.json";
@@ -31,12 +31,16 @@ pub const OPENAPI_PATH: &str = "docs/openapi.json";
         routes::reconnect,
         routes::status,
         routes::history,
+        revocations::list,
+        revocations::retry,
+        revocations::forget,
     ),
     modifiers(&BasicAuthScheme),
     tags(
         (name = "devices", description = "Devices and their sessions"),
         (name = "login", description = "Linking a device to a WhatsApp account"),
         (name = "service", description = "The server itself"),
+        (name = "revocations", description = "Links whose unlink WhatsApp has not confirmed yet; the service retries them"),
     )
 )]
 pub struct ApiDoc;

@@ -108,9 +108,11 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | ErrorCode::InvalidPhone
         | ErrorCode::InvalidLabel
         | ErrorCode::InvalidSetting => StatusCode::BAD_REQUEST,
-        ErrorCode::AlreadyExists | ErrorCode::Busy | ErrorCode::NoCredentials => {
-            StatusCode::CONFLICT
-        }
+        ErrorCode::AlreadyExists
+        | ErrorCode::Busy
+        | ErrorCode::NoCredentials
+        | ErrorCode::LoginCancelled
+        | ErrorCode::SessionDamaged => StatusCode::CONFLICT,
         ErrorCode::KeyringUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         ErrorCode::WhatsappError => StatusCode::BAD_GATEWAY,
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,

@@ -15,7 +15,7 @@ use base64::Engine;
 use serde::Deserialize;
 use utoipa::IntoParams;
 use wa_device_core::model::DeviceId;
-use wa_device_core::{Actor, DeviceService, NewDevice, QrCode};
+use wa_device_core::{Actor, DeviceService, LogoutOutcome, NewDevice, QrCode};
 
 use crate::auth::ApiUser;
 use crate::model::{
@@ -31,6 +31,11 @@ pub const LOGOUT_MESSAGE: &str = "Device logged out successfully";
 /// the unlink, `false` when it did not (or the device had no link). The body
 /// stays exactly the documented one.
 pub const UNLINK_CONFIRMED_HEADER: &str = "x-whatsapp-unlink-confirmed";
+
+/// Response header of `logout` and `DELETE` when the unlink was not
+/// confirmed and goes on as a pending revocation (see `GET /revocations`):
+/// `pending`. Absent otherwise.
+pub const REVOCATION_HEADER: &str = "x-revocation";
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -63,12 +68,12 @@ impl AppState {
     }
 }
 
-type ApiResult<T> = Result<T, ApiError>;
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
 /// Runs a service operation on its own task, so that a client that hangs up
 /// or a request that times out never cancels it halfway: the operation
 /// finishes (and is recorded) whatever happens to the connection.
-async fn detached<T: Send + 'static>(
+pub(crate) async fn detached<T: Send + 'static>(
     operation: impl std::future::Future<Output = wa_device_core::Result<T>> + Send + 'static,
 ) -> ApiResult<T> {
     match tokio::spawn(operation).await {
@@ -81,7 +86,7 @@ async fn detached<T: Send + 'static>(
     }
 }
 
-fn actor(user: &ApiUser) -> Actor {
+pub(crate) fn actor(user: &ApiUser) -> Actor {
     Actor::RestApi(user.0.clone())
 }
 
@@ -117,11 +122,23 @@ fn query<T>(query: Result<Query<T>, QueryRejection>) -> ApiResult<T> {
         .map_err(|rejection| ApiError::bad_request(rejection.body_text()))
 }
 
-fn unlink_header(confirmed: bool) -> [(HeaderName, HeaderValue); 1] {
-    [(
+fn unlink_headers(outcome: &LogoutOutcome) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(
         HeaderName::from_static(UNLINK_CONFIRMED_HEADER),
-        HeaderValue::from_static(if confirmed { "true" } else { "false" }),
-    )]
+        HeaderValue::from_static(if outcome.unlink_confirmed {
+            "true"
+        } else {
+            "false"
+        }),
+    );
+    if outcome.revocation_pending {
+        headers.insert(
+            HeaderName::from_static(REVOCATION_HEADER),
+            HeaderValue::from_static("pending"),
+        );
+    }
+    headers
 }
 
 fn null_success(message: &str) -> NullEnvelope {
@@ -250,7 +267,10 @@ pub async fn get_device(
     responses(
         (status = 200, description = "Removed; header x-whatsapp-unlink-confirmed tells whether WhatsApp confirmed the unlink",
             body = NullEnvelope,
-            headers(("x-whatsapp-unlink-confirmed" = String, description = "`true` or `false`"))),
+            headers(
+                ("x-whatsapp-unlink-confirmed" = String, description = "`true` or `false`"),
+                ("x-revocation" = String, description = "`pending` when the unlink goes on as a pending revocation; absent otherwise"),
+            )),
         (status = 400, description = "INVALID_ID", body = NullEnvelope),
         (status = 401, description = "Missing or wrong credentials", body = NullEnvelope),
         (status = 404, description = "NOT_FOUND", body = NullEnvelope),
@@ -266,7 +286,7 @@ pub async fn delete_device(
     let service = state.service.clone();
     let outcome = detached(async move { service.delete(&id, actor(&user)).await }).await?;
     Ok((
-        unlink_header(outcome.unlink_confirmed),
+        unlink_headers(&outcome),
         axum::Json(null_success("Device removed")),
     )
         .into_response())
@@ -405,7 +425,10 @@ pub async fn login_code(
     security(("basic_auth" = [])), params(DevicePath),
     responses(
         (status = 200, description = "Logged out", body = NullEnvelope,
-            headers(("x-whatsapp-unlink-confirmed" = String, description = "`true` when WhatsApp confirmed the unlink, `false` otherwise (the local wipe happened either way)"))),
+            headers(
+                ("x-whatsapp-unlink-confirmed" = String, description = "`true` when WhatsApp confirmed the unlink, `false` otherwise (the local wipe happened either way)"),
+                ("x-revocation" = String, description = "`pending` when the unlink was not confirmed and the service keeps retrying it (see `GET /revocations`); absent otherwise"),
+            )),
         (status = 400, description = "INVALID_ID", body = NullEnvelope),
         (status = 401, description = "Missing or wrong credentials", body = NullEnvelope),
         (status = 404, description = "NOT_FOUND", body = NullEnvelope),
@@ -421,7 +444,7 @@ pub async fn logout(
     let service = state.service.clone();
     let outcome = detached(async move { service.logout(&id, actor(&user)).await }).await?;
     Ok((
-        unlink_header(outcome.unlink_confirmed),
+        unlink_headers(&outcome),
         axum::Json(null_success(LOGOUT_MESSAGE)),
     )
         .into_response())

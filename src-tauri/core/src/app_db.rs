@@ -6,7 +6,8 @@
 
 use crate::error::{Result, ServiceError};
 use crate::model::{
-    Actor, Device, DeviceId, DeviceState, HistoryAction, HistoryEntry, Outcome, StateReason,
+    Actor, Device, DeviceId, DeviceState, HistoryAction, HistoryEntry, Outcome, PendingRevocation,
+    StateReason,
 };
 use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -15,7 +16,8 @@ use std::sync::{Mutex, MutexGuard};
 
 /// The schema, one entry per version; `PRAGMA user_version` is the number of
 /// entries applied. Append only: never edit a released migration.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE devices (
     id                TEXT PRIMARY KEY NOT NULL,
     label             TEXT NOT NULL,
@@ -50,7 +52,21 @@ CREATE TABLE pending_wipes (
     actor            TEXT NOT NULL,
     requested_at     INTEGER NOT NULL
 ) STRICT;
-"#];
+"#,
+    r#"
+-- Links whose unlink WhatsApp did not confirm; their keys wait in the keyring
+-- under `revocation/<jid>` until WhatsApp confirms a retry.
+CREATE TABLE pending_revocations (
+    jid             TEXT PRIMARY KEY NOT NULL,
+    device_id       TEXT NOT NULL,
+    phone_number    TEXT,
+    since           INTEGER NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    last_error      TEXT
+) STRICT;
+"#,
+];
 
 /// A logout or delete recorded as started and not yet finished.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,6 +194,34 @@ impl AppDatabase {
         Ok(db)
     }
 
+    /// [`AppDatabase::open`]; a file SQLite cannot read (not a database, or
+    /// corrupt) is renamed `<name>.damaged-<unix time>` with its `-wal` and
+    /// `-shm`, and a new database is started. Returns where the damaged one
+    /// went.
+    pub fn open_or_set_aside(path: &Path) -> Result<(AppDatabase, Option<std::path::PathBuf>)> {
+        match AppDatabase::open(path) {
+            Ok(db) => return Ok((db, None)),
+            Err(err) if !is_damaged(path) => return Err(err),
+            Err(_) => {}
+        }
+        let stamp = Utc::now().timestamp();
+        let mut aside = path.as_os_str().to_owned();
+        aside.push(format!(".damaged-{stamp}"));
+        let aside = std::path::PathBuf::from(aside);
+        for suffix in ["", "-wal", "-shm"] {
+            let mut from = path.as_os_str().to_owned();
+            from.push(suffix);
+            let mut to = aside.as_os_str().to_owned();
+            to.push(suffix);
+            match std::fs::rename(&from, &to) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok((AppDatabase::open(path)?, Some(aside)))
+    }
+
     fn lock(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave SQLite inconsistent
         // (every write is one statement or one transaction), so keep going.
@@ -300,6 +344,7 @@ impl AppDatabase {
                 outcome: match outcome.as_str() {
                     "ok" => Outcome::Ok,
                     "failed" => Outcome::Failed,
+                    "cancelled" => Outcome::Cancelled,
                     other => return Err(corrupt("outcome", other)),
                 },
                 detail: row.get(5)?,
@@ -359,6 +404,92 @@ impl AppDatabase {
         })?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
+}
+
+impl AppDatabase {
+    /// Records a pending revocation; one already recorded for the JID is
+    /// kept as it is (crash recovery moves the keys again).
+    pub fn insert_revocation(&self, revocation: &PendingRevocation) -> Result<()> {
+        self.lock().execute(
+            "INSERT INTO pending_revocations
+                (jid, device_id, phone_number, since, attempts, next_attempt_at, last_error)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (jid) DO NOTHING",
+            params![
+                revocation.jid,
+                revocation.device_id,
+                revocation.phone_number,
+                to_millis(revocation.since),
+                revocation.attempts,
+                to_millis(revocation.next_attempt_at),
+                revocation.last_error,
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// The outcome of a try that did not end the revocation.
+    pub fn update_revocation(&self, revocation: &PendingRevocation) -> Result<()> {
+        self.lock().execute(
+            "UPDATE pending_revocations
+             SET attempts = ?2, next_attempt_at = ?3, last_error = ?4 WHERE jid = ?1",
+            params![
+                revocation.jid,
+                revocation.attempts,
+                to_millis(revocation.next_attempt_at),
+                revocation.last_error,
+            ],
+        )?;
+        Ok(())
+    }
+
+    pub fn remove_revocation(&self, jid: &str) -> Result<()> {
+        self.lock()
+            .execute("DELETE FROM pending_revocations WHERE jid = ?1", [jid])?;
+        Ok(())
+    }
+
+    /// Every pending revocation, the next due first.
+    pub fn revocations(&self) -> Result<Vec<PendingRevocation>> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(
+            "SELECT jid, device_id, phone_number, since, attempts, next_attempt_at, last_error
+             FROM pending_revocations ORDER BY next_attempt_at, jid",
+        )?;
+        let rows = stmt.query_map([], |row| {
+            Ok(PendingRevocation {
+                jid: row.get(0)?,
+                device_id: row.get(1)?,
+                phone_number: row.get(2)?,
+                since: from_millis(row.get(3)?),
+                attempts: row.get(4)?,
+                next_attempt_at: from_millis(row.get(5)?),
+                last_error: row.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+}
+
+/// Whether SQLite finds the database at `path` unreadable as a database
+/// (rather than, say, locked or on a full disk).
+fn is_damaged(path: &Path) -> bool {
+    let check = || -> rusqlite::Result<()> {
+        let conn = Connection::open(path)?;
+        let result: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
+        if result == "ok" {
+            Ok(())
+        } else {
+            Err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+                None,
+            ))
+        }
+    };
+    matches!(
+        check().err().and_then(|e| e.sqlite_error_code()),
+        Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt)
+    )
 }
 
 /// Renders history as CSV (RFC 4180, CRLF line ends) with a header row.

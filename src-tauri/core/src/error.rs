@@ -37,6 +37,12 @@ pub enum ErrorCode {
     /// A setting of the app (such as the REST API's address or password)
     /// that cannot be used as given.
     InvalidSetting,
+    /// A pending login was ended by another admin action (cancel, logout,
+    /// delete) before it produced its code.
+    LoginCancelled,
+    /// The device's local session data is damaged; it keeps its keys, and
+    /// can still be logged out.
+    SessionDamaged,
 }
 
 impl ErrorCode {
@@ -54,6 +60,8 @@ impl ErrorCode {
             ErrorCode::WhatsappError => "whatsapp_error",
             ErrorCode::Internal => "internal",
             ErrorCode::InvalidSetting => "invalid_setting",
+            ErrorCode::LoginCancelled => "login_cancelled",
+            ErrorCode::SessionDamaged => "session_damaged",
         }
     }
 }

@@ -57,23 +57,17 @@ impl DataLayout {
         &self.root
     }
 
-    /// Locked exclusively by the one service using this folder. Two
-    /// processes on one folder would run two WhatsApp clients with the same
-    /// credentials, and WhatsApp would disconnect one as `replaced`.
-    pub fn lock_file(&self) -> PathBuf {
-        self.root.join("lock")
-    }
-
-    /// Takes the folder's lock (held until the returned file is dropped or
+    /// Takes the folder's lock (held until the returned handle is dropped or
     /// the process ends), or fails with `busy` if another service holds it.
+    /// Two processes on one folder would run two WhatsApp clients with the
+    /// same credentials, and WhatsApp would disconnect one as `replaced`.
+    ///
+    /// The lock is an OS lock (`flock`) on the folder itself, not on a file
+    /// in it: a lock file can be unlinked while held, and the next process
+    /// would lock a new file of the same name; the folder cannot go while it
+    /// holds the app's files.
     pub fn lock_exclusively(&self) -> Result<fs::File> {
-        let path = self.lock_file();
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&path)?;
+        let file = fs::File::open(&self.root)?;
         match file.try_lock() {
             Ok(()) => Ok(file),
             Err(fs::TryLockError::WouldBlock) => Err(ServiceError::busy(format!(
@@ -87,6 +81,12 @@ impl DataLayout {
 
     pub fn app_db(&self) -> PathBuf {
         self.root.join("app.sqlite3")
+    }
+
+    /// Temporary session stores of the clients that retry pending
+    /// revocations; empty between tries.
+    pub fn revocations_dir(&self) -> PathBuf {
+        self.root.join("revocations")
     }
 
     pub fn sessions_dir(&self) -> PathBuf {

@@ -4,6 +4,7 @@
 pub mod app_db;
 pub mod error;
 pub mod files;
+pub mod lifecycle;
 pub mod model;
 pub mod secrets;
 pub mod service;
@@ -12,10 +13,12 @@ pub mod session;
 pub use error::{ErrorCode, Result, ServiceError};
 pub use model::{
     Actor, Device, DeviceId, DeviceState, HistoryAction, HistoryEntry, LogoutOutcome, NewDevice,
-    Outcome, PairingCode, QrCode, ServiceEvent, StateReason,
+    Outcome, PairingCode, PendingRevocation, QrCode, ServiceEvent, StateReason,
 };
 pub use secrets::{KeyringSecretStore, MemorySecretStore, SecretStore};
-pub use service::{DeviceService, RetryPolicy, ServiceConfig, WipeStep, WipeStepObserver};
+pub use service::{
+    DeviceService, RetryPolicy, RevocationTry, ServiceConfig, WipeStep, WipeStepObserver,
+};
 pub use session::ServerEndpoint;
 
 /// The product name shown in the window title and the header.

@@ -217,6 +217,10 @@ pub enum StateReason {
     ClientOutdated,
     /// The session store or credentials were found missing or unusable.
     CredentialsLost,
+    /// The device's session database is damaged (emptied, replaced or
+    /// unreadable) while its keys are still in the keyring. Not retried; a
+    /// logout still ends the link with those keys.
+    SessionDamaged,
 }
 
 named_variants!(DeviceState {
@@ -247,6 +251,7 @@ named_variants!(StateReason {
     TemporarilyBanned => "temporarily_banned",
     ClientOutdated => "client_outdated",
     CredentialsLost => "credentials_lost",
+    SessionDamaged => "session_damaged",
 });
 
 /// A device as the admin sees it: a full snapshot, also sent in events.
@@ -346,6 +351,20 @@ pub enum HistoryAction {
     ClientOutdated,
     /// A logout or delete interrupted by a crash, finished at start-up.
     RecoveredWipe,
+    /// The device's session database was found damaged.
+    SessionDamaged,
+    /// A logout's unlink was not confirmed: the link's keys moved to a
+    /// pending revocation that the service retries.
+    RevocationPending,
+    /// One try of a pending revocation (its outcome says how it went).
+    RevocationAttempt,
+    /// WhatsApp confirmed a pending revocation, or said the link was gone.
+    RevocationCompleted,
+    /// An admin dropped a pending revocation without unlinking.
+    RevocationForgotten,
+    /// The app database did not know the device; it was restored from its
+    /// session file and keyring entry at start-up.
+    RecoveredDevice,
 }
 
 named_variants!(HistoryAction {
@@ -367,6 +386,12 @@ named_variants!(HistoryAction {
     TemporarilyBanned => "temporarily_banned",
     ClientOutdated => "client_outdated",
     RecoveredWipe => "recovered_wipe",
+    SessionDamaged => "session_damaged",
+    RevocationPending => "revocation_pending",
+    RevocationAttempt => "revocation_attempt",
+    RevocationCompleted => "revocation_completed",
+    RevocationForgotten => "revocation_forgotten",
+    RecoveredDevice => "recovered_device",
 });
 
 /// The outcome of a recorded action.
@@ -375,6 +400,8 @@ named_variants!(HistoryAction {
 pub enum Outcome {
     Ok,
     Failed,
+    /// Ended by another admin action before it completed.
+    Cancelled,
 }
 
 impl Outcome {
@@ -382,6 +409,7 @@ impl Outcome {
         match self {
             Outcome::Ok => "ok",
             Outcome::Failed => "failed",
+            Outcome::Cancelled => "cancelled",
         }
     }
 }
@@ -407,9 +435,31 @@ pub struct LogoutOutcome {
     pub had_credentials: bool,
     /// Whether WhatsApp confirmed the unlink (`remove-companion-device`).
     pub unlink_confirmed: bool,
+    /// Whether the unlink goes on as a pending revocation (the link's keys
+    /// kept for it, see [`PendingRevocation`]).
+    pub revocation_pending: bool,
     /// For the admin: what happened, e.g. that the device may remain in the
     /// phone's Linked devices list until removed there.
     pub message: String,
+}
+
+/// A link whose logout WhatsApp did not confirm: its keys wait in the
+/// keyring, and the service retries the unlink until WhatsApp confirms it
+/// or says the link is gone. The device itself was reset already.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+pub struct PendingRevocation {
+    /// The companion JID the link was made as.
+    pub jid: String,
+    /// The device the link belonged to (it may be linked anew since).
+    pub device_id: String,
+    pub phone_number: Option<String>,
+    /// When the logout that left it pending ran.
+    pub since: DateTime<Utc>,
+    /// Tries so far, the logout's own included.
+    pub attempts: u32,
+    pub next_attempt_at: DateTime<Utc>,
+    /// What the last try ran into, in words; never a secret.
+    pub last_error: Option<String>,
 }
 
 /// A QR code to show: the SVG and when it stops being valid.
@@ -442,6 +492,11 @@ pub enum ServiceEvent {
     QrCode(QrCode),
     /// The pairing code of a pending code login.
     PairingCode(PairingCode),
+    /// A pending revocation was added or tried.
+    RevocationChanged { revocation: PendingRevocation },
+    /// A pending revocation ended: `completed` (WhatsApp confirmed, or the
+    /// link was gone already) or forgotten by an admin.
+    RevocationRemoved { jid: String, completed: bool },
     /// Something the server did on its own, for the admin's attention.
     Notice {
         device_id: DeviceId,

@@ -663,6 +663,22 @@ impl Session {
                 });
                 (reply == LogoutReply::Error).then(|| iq_error(id, 500, "internal-server-error"))
             }
+            LogoutReply::HonouredLate { ms } => {
+                let sim = self.sim.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    sim.with_state(|s| {
+                        if let Some(phone) = s.phones.get_mut(jid.user.as_str()) {
+                            phone.linked.remove(&jid.device);
+                        }
+                        s.events.push(SimEvent::Unlinked {
+                            jid: jid.to_string(),
+                            by: "companion (late)",
+                        });
+                    });
+                });
+                None
+            }
         }
     }
 

@@ -65,6 +65,9 @@ pub enum LogoutReply {
     Error,
     /// Never answer and keep the device linked.
     NoAnswer,
+    /// Never answer, and unlink the device `ms` milliseconds later: a
+    /// server that honours the logout after the client gave up waiting.
+    HonouredLate { ms: u64 },
 }
 
 /// A fault to inject, by name: what [`Simulator::inject`] and the control
@@ -101,6 +104,8 @@ pub enum Fault {
     Latency { ms: u64 },
     /// [`Simulator::rotate_server_key`]
     RotateServerKey,
+    /// [`Simulator::set_unreachable`]
+    Unreachable { on: bool },
     /// [`Simulator::clear_faults`]
     Clear,
 }
@@ -219,6 +224,8 @@ pub(crate) struct PhoneRecord {
 #[derive(Default)]
 pub(crate) struct Faults {
     pub(crate) latency: Duration,
+    /// Every connection is cut as soon as it opens.
+    pub(crate) unreachable: bool,
     pub(crate) logout_reply: LogoutReply,
     pub(crate) client_outdated: bool,
     pub(crate) refuse_logins_with_503: u32,
@@ -486,6 +493,33 @@ impl Simulator {
         self.with_state(|s| s.faults.logout_reply = reply);
     }
 
+    /// While `on`, the server cannot be reached: live connections are cut
+    /// and new ones are closed as soon as they open, before any handshake.
+    pub fn set_unreachable(&self, on: bool) {
+        self.with_state(|s| s.faults.unreachable = on);
+        if on {
+            self.drop_connections();
+        }
+    }
+
+    /// Every companion linked to any phone, with its phone number.
+    pub fn linked_companions(&self) -> Vec<(String, LinkedDevice)> {
+        self.read_state(|s| {
+            let mut all: Vec<(String, LinkedDevice)> = s
+                .phones
+                .iter()
+                .flat_map(|(number, phone)| {
+                    phone
+                        .linked
+                        .values()
+                        .map(move |device| (number.clone(), device.clone()))
+                })
+                .collect();
+            all.sort_by_key(|(_, device)| device.jid.to_string());
+            all
+        })
+    }
+
     /// Delay added before every frame the server sends.
     pub fn set_latency(&self, latency: Duration) {
         self.with_state(|s| s.faults.latency = latency);
@@ -521,6 +555,7 @@ impl Simulator {
             Fault::LogoutReply { reply } => self.set_logout_reply(reply),
             Fault::Latency { ms } => self.set_latency(Duration::from_millis(ms)),
             Fault::RotateServerKey => self.rotate_server_key(),
+            Fault::Unreachable { on } => self.set_unreachable(on),
             Fault::Clear => self.clear_faults(),
         }
         Ok(())
@@ -580,6 +615,12 @@ impl Simulator {
 
     /// Serves one client connection until it ends.
     pub(crate) fn accept(&self, link: Link) {
+        if self.read_state(|s| s.faults.unreachable) {
+            let _ = link
+                .outbound
+                .send(crate::session::LinkOut::Close { abrupt: true });
+            return;
+        }
         let sim = self.clone();
         tokio::spawn(async move { session::run(sim, link).await });
     }

@@ -72,7 +72,10 @@ pub struct ServiceConfig {
     pub unlink_timeout: Duration,
     /// How long a login waits for the first QR code or the pairing code.
     pub login_timeout: Duration,
-    /// Reconnect devices with credentials at start-up.
+    /// Backoff and jitter of the retries of pending revocations.
+    pub revocation_retry: RetryPolicy,
+    /// At start-up, reconnect devices with credentials, and from then on
+    /// retry pending revocations in the background.
     pub restore_on_open: bool,
     /// See [`WipeStepObserver`].
     pub wipe_step_observer: Option<WipeStepObserver>,
@@ -92,6 +95,12 @@ impl ServiceConfig {
             retry: RetryPolicy::default(),
             unlink_timeout: Duration::from_secs(10),
             login_timeout: Duration::from_secs(30),
+            revocation_retry: RetryPolicy {
+                base: Duration::from_secs(10),
+                max: Duration::from_secs(3600),
+                jitter: 0.2,
+                stable_after: Duration::ZERO,
+            },
             restore_on_open: true,
             wipe_step_observer: None,
             #[cfg(feature = "simulator")]

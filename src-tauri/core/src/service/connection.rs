@@ -1,8 +1,7 @@
 //! Connections: reconnect, sessions, retries.
 
-use super::device_lock::{RetryTimer, SlotState};
-use super::logout::reset_identity;
-use super::{DeviceService, Inner};
+use super::device_lock::{DeviceRuntime, ScheduledAttempt};
+use super::{DeviceService, ServiceCore};
 use crate::app_db::now;
 use crate::error::{ErrorCode, Result, ServiceError};
 use crate::model::{Actor, Device, DeviceId, DeviceState, HistoryAction, Outcome, StateReason};
@@ -20,14 +19,13 @@ impl DeviceService {
     /// `no_credentials` on a device without.
     pub async fn reconnect(&self, id: &str, actor: Actor) -> Result<Device> {
         let id = DeviceId::parse(id)?;
-        let slot = self.inner.slot(&id);
-        let mut st = slot.state.lock().await;
+        let mut rt = self.inner.lock(&id).await;
         let device = self.inner.device(&id)?;
         let result = if device.has_credentials {
             // The admin's attempt starts the backoff afresh.
-            st.retry_attempt = 0;
+            rt.retry_attempt = 0;
             self.inner
-                .connect(&mut st, device, StateReason::ReconnectRequested, None)
+                .connect(&mut rt, device, StateReason::ReconnectRequested, None)
                 .await
         } else {
             Err(ServiceError::new(
@@ -45,19 +43,19 @@ impl DeviceService {
     }
 }
 
-impl Inner {
+impl ServiceCore {
     /// Starts a session; `secret` is the device's keyring entry when the
     /// caller read it already (saves the store a second keyring round trip),
     /// `opened_store` its session store when opened ahead.
     pub(super) async fn start_session(
         self: &Arc<Self>,
         id: &DeviceId,
-        st: &mut SlotState,
+        rt: &mut DeviceRuntime,
         purpose: SessionPurpose,
         secret: Option<Vec<u8>>,
         opened_store: Option<Arc<SessionStore>>,
     ) -> Result<()> {
-        if let Some(old) = st.take_session() {
+        if let Some(old) = rt.take_session() {
             old.stop().await;
         }
         let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
@@ -79,61 +77,113 @@ impl Inner {
             tx,
         )
         .await?;
-        st.session = Some(session);
-        tokio::spawn(Arc::clone(self).watch_session(id.clone(), rx));
+        rt.session = Some(session);
+        self.spawn_watcher(id, rx);
         Ok(())
     }
 
     /// (Re)connects a device with credentials: `connecting` with `reason`.
     pub(super) async fn connect(
         self: &Arc<Self>,
-        st: &mut SlotState,
+        rt: &mut DeviceRuntime,
         mut device: Device,
         reason: StateReason,
         opened_store: Option<Arc<SessionStore>>,
     ) -> Result<Device> {
-        // Credentials that are gone (keyring entry or store deleted behind
-        // our back) must not silently turn into a fresh pairing.
+        // Credentials that are gone (keyring entry deleted behind our back)
+        // must not silently turn into a fresh pairing.
         let name = secret_name(&device.id);
-        let prefetched = self.restore_secrets().entries.remove(&name);
+        let prefetched = self.prefetch().entries.remove(&name);
         let secret = match prefetched {
             Some(secret) => Some(secret),
             None => self.keyring(move |s| s.get(&name)).await?,
         };
-        let has_store = self.layout.session_db(&device.id).exists();
-        if secret.is_none() || !has_store {
+        if secret.is_none() {
             // Closed before its files go.
             if let Some(store) = opened_store {
                 store.close();
             }
-            if let Some(old) = st.take_session() {
+            if let Some(old) = rt.take_session() {
                 old.stop().await;
             }
             self.wipe_local(&device.id).await?;
-            reset_identity(&mut device, StateReason::CredentialsLost);
-            self.save(&device)?;
+            device.unlinked(StateReason::CredentialsLost);
+            self.save_and_emit(&device)?;
             return Err(ServiceError::new(
                 ErrorCode::NoCredentials,
                 format!(
-                    "the credentials of device \"{}\" are missing from the keyring or the data folder; link it again",
+                    "the credentials of device \"{}\" are missing from the keyring; link it again",
                     device.id
                 ),
             ));
         }
-        self.start_session(
-            &device.id,
-            st,
-            SessionPurpose::Connect,
-            secret,
-            opened_store,
-        )
-        .await?;
-        device.state = DeviceState::Connecting;
-        device.state_reason = reason;
-        device.next_retry_at = None;
-        device.ban_expires_at = None;
-        self.save(&device)?;
+        // Keys without a usable store are damage, not a new device: a client
+        // started on an empty store would build a fresh device, and the keys
+        // that can still end the link must stay (see `session_damaged`).
+        let store = match opened_store {
+            Some(store) => Ok(store),
+            None => SessionStore::open(
+                &self.layout.session_db(&device.id),
+                Arc::clone(&self.secrets),
+                &device.id,
+            )
+            .map(Arc::new),
+        };
+        let store = match store {
+            Ok(store) if store.has_device()? => store,
+            Ok(store) => {
+                store.close();
+                return Err(self.session_damaged(rt, device, "holds no device").await);
+            }
+            Err(err) if err.code == ErrorCode::SessionDamaged => {
+                return Err(self.session_damaged(rt, device, "cannot be read").await);
+            }
+            Err(err) => return Err(err),
+        };
+        self.start_session(&device.id, rt, SessionPurpose::Connect, secret, Some(store))
+            .await?;
+        device.connecting(reason, None);
+        self.save_and_emit(&device)?;
         Ok(device)
+    }
+
+    /// The device's session database is damaged while its keys are in the
+    /// keyring: `offline`, reason `session_damaged`, not retried. Returns
+    /// the error for the caller.
+    async fn session_damaged(
+        &self,
+        rt: &mut DeviceRuntime,
+        mut device: Device,
+        what: &str,
+    ) -> ServiceError {
+        if let Some(old) = rt.take_session() {
+            old.stop().await;
+        }
+        let message = format!(
+            "the session database of device \"{}\" {what}; its keys are kept in the keyring, so logging it out still ends its link",
+            device.id
+        );
+        device.offline(StateReason::SessionDamaged, None);
+        if let Err(err) = self.save_and_emit(&device) {
+            return err;
+        }
+        self.record(
+            &device.id,
+            HistoryAction::SessionDamaged,
+            &Actor::System,
+            Outcome::Failed,
+            message.clone(),
+        );
+        self.notice(&device.id, StateReason::SessionDamaged, message.clone());
+        ServiceError::new(ErrorCode::SessionDamaged, message)
+    }
+
+    /// Starts [`ServiceCore::watch_session`] on its own task. A plain
+    /// function, so that the futures of the operations that start sessions
+    /// do not contain the watcher's: the watcher's reactions can end a
+    /// pairing, which can run a logout, which starts a session.
+    fn spawn_watcher(self: &Arc<Self>, id: &DeviceId, events: SessionEvents) {
+        tokio::spawn(Arc::clone(self).watch_session(id.clone(), events));
     }
 
     /// Applies the events of one session, in order, each with the device's
@@ -141,9 +191,8 @@ impl Inner {
     /// one are ignored.
     pub(super) async fn watch_session(self: Arc<Self>, id: DeviceId, mut events: SessionEvents) {
         while let Some((generation, signal)) = events.recv().await {
-            let slot = self.slot(&id);
-            let mut st = slot.state.lock().await;
-            if st.session.as_ref().map(|s| s.generation) != Some(generation) {
+            let mut rt = self.lock(&id).await;
+            if rt.session.as_ref().map(|s| s.generation) != Some(generation) {
                 // This session was stopped or replaced: nothing it says
                 // matters any more.
                 return;
@@ -154,8 +203,8 @@ impl Inner {
             // Failures here (storage, keyring) cannot be reported to a caller;
             // the device keeps its last recorded state.
             let _ = match signal {
-                SessionSignal::Event(event) => self.apply_event(&mut st, device, &event).await,
-                SessionSignal::Ended => self.session_ended(&mut st, device).await,
+                SessionSignal::Event(event) => self.apply_event(&mut rt, device, &event).await,
+                SessionSignal::Ended => self.session_ended(&mut rt, device).await,
             };
         }
     }
@@ -165,11 +214,11 @@ impl Inner {
     /// connected gets its next attempt scheduled; a pending login ends.
     pub(super) async fn session_ended(
         self: &Arc<Self>,
-        st: &mut SlotState,
+        rt: &mut DeviceRuntime,
         device: Device,
     ) -> Result<()> {
-        let connected_since = st.connected_since;
-        if let Some(session) = st.take_session() {
+        let connected_since = rt.connected_since;
+        if let Some(session) = rt.take_session() {
             session.stop().await;
         }
         if device.has_credentials
@@ -178,11 +227,11 @@ impl Inner {
                 DeviceState::Connecting | DeviceState::LoggedIn
             )
         {
-            st.connected_since = connected_since;
-            self.retry_later(st, device)?;
+            rt.connected_since = connected_since;
+            self.retry_later(rt, device)?;
         } else if device.state == DeviceState::Pairing {
             let id = device.id.clone();
-            self.end_pairing(st, device, StateReason::PairingFailed)
+            self.end_pairing(rt, device, StateReason::PairingFailed)
                 .await?;
             self.record(
                 &id,
@@ -199,37 +248,37 @@ impl Inner {
     /// after the backoff of [`RetryPolicy`]. Invariant: no session is live.
     pub(super) fn retry_later(
         self: &Arc<Self>,
-        st: &mut SlotState,
+        rt: &mut DeviceRuntime,
         mut device: Device,
     ) -> Result<()> {
-        if st
+        if rt
             .connected_since
             .take()
             .is_some_and(|t| t.elapsed() >= self.retry.stable_after)
         {
-            st.retry_attempt = 0;
+            rt.retry_attempt = 0;
         }
-        let delay = self.retry.delay(st.retry_attempt);
-        st.retry_attempt = st.retry_attempt.saturating_add(1);
-        self.schedule_connect(st, &device.id, delay);
-        device.state = DeviceState::Connecting;
-        device.state_reason = StateReason::ConnectionLost;
-        device.next_retry_at =
-            Some(now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::zero()));
-        self.save(&device)
+        let delay = self.retry.delay(rt.retry_attempt);
+        rt.retry_attempt = rt.retry_attempt.saturating_add(1);
+        self.schedule_attempt(rt, &device.id, delay);
+        device.connecting(
+            StateReason::ConnectionLost,
+            Some(now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::zero())),
+        );
+        self.save_and_emit(&device)
     }
 
     /// Schedules a connection attempt after `delay`, replacing (cancelling)
     /// any scheduled one.
-    pub(super) fn schedule_connect(
+    pub(super) fn schedule_attempt(
         self: &Arc<Self>,
-        st: &mut SlotState,
+        rt: &mut DeviceRuntime,
         id: &DeviceId,
         delay: Duration,
     ) {
         let token = self.next_generation.fetch_add(1, Ordering::Relaxed);
-        let task = tokio::spawn(Arc::clone(self).scheduled_connect(id.clone(), token, delay));
-        st.retry = Some(RetryTimer {
+        let task = tokio::spawn(Arc::clone(self).run_scheduled_attempt(id.clone(), token, delay));
+        rt.scheduled = Some(ScheduledAttempt {
             token,
             task: Some(task),
             opened_store: None,
@@ -239,7 +288,7 @@ impl Inner {
     /// A scheduled attempt: waits out `delay` and a connect permit, then
     /// connects if the device still wants it (an admin may have acted
     /// meanwhile; what the admin did then cancelled this attempt).
-    pub(super) async fn scheduled_connect(
+    pub(super) async fn run_scheduled_attempt(
         self: Arc<Self>,
         id: DeviceId,
         token: u64,
@@ -248,23 +297,18 @@ impl Inner {
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
-        let awaited = self
-            .restore_secrets()
-            .awaited
-            .get(&secret_name(&id))
-            .cloned();
+        let awaited = self.prefetch().awaited.get(&secret_name(&id)).cloned();
         if let Some(entry_read) = awaited {
             entry_read.notified().await;
         }
         let Ok(permit) = Arc::clone(&self.connect_permits).acquire_owned().await else {
             return;
         };
-        let slot = self.slot(&id);
-        let mut st = slot.state.lock().await;
-        let opened_store = match st.retry.take() {
+        let mut rt = self.lock(&id).await;
+        let opened_store = match rt.scheduled.take() {
             Some(timer) if timer.token == token => timer.disarm(),
             other => {
-                st.retry = other;
+                rt.scheduled = other;
                 return;
             }
         };
@@ -273,20 +317,25 @@ impl Inner {
         };
         if !device.has_credentials
             || device.state != DeviceState::Connecting
-            || st.session.is_some()
+            || rt.session.is_some()
         {
             return;
         }
         let reason = device.state_reason;
-        match self.connect(&mut st, device, reason, opened_store).await {
-            Ok(_) => st.connect_permit = Some(permit),
-            // The credentials are gone; `connect` reset the device.
-            Err(err) if err.code == ErrorCode::NoCredentials => {}
+        match self.connect(&mut rt, device, reason, opened_store).await {
+            Ok(_) => rt.connect_permit = Some(permit),
+            // The credentials are gone, or the store is damaged: `connect`
+            // set the device's final state; retrying cannot help.
+            Err(err)
+                if matches!(
+                    err.code,
+                    ErrorCode::NoCredentials | ErrorCode::SessionDamaged
+                ) => {}
             // The keyring or the session store failed this time: later.
             Err(_) => {
                 drop(permit);
                 if let Ok(device) = self.device(&id) {
-                    let _ = self.retry_later(&mut st, device);
+                    let _ = self.retry_later(&mut rt, device);
                 }
             }
         }

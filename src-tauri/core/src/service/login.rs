@@ -1,15 +1,17 @@
 //! Logging in by QR code or pairing code, and cancelling a pending login.
 
-use super::device_lock::SlotState;
-use super::logout::reset_identity;
-use super::{DeviceService, Inner};
+use super::device_lock::DeviceRuntime;
+use super::{DeviceService, ServiceCore};
 use crate::app_db::now;
-use crate::error::{Result, ServiceError};
+use crate::error::{ErrorCode, Result, ServiceError};
+use crate::lifecycle::LinkedIdentity;
 use crate::model::{
     Actor, Device, DeviceId, DeviceState, HistoryAction, Outcome, PairingCode, QrCode, StateReason,
     normalize_phone_number,
 };
 use crate::session::SessionPurpose;
+use crate::session::store::SessionStore;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
 
@@ -20,11 +22,14 @@ impl DeviceService {
     pub async fn login_qr(&self, id: &str, actor: Actor) -> Result<QrCode> {
         let id = DeviceId::parse(id)?;
         let (tx, rx) = oneshot::channel();
-        self.start_pairing(&id, &actor, SessionPurpose::PairByQr, |st| {
-            st.first_qr = Some(tx)
+        self.start_pairing(&id, &actor, SessionPurpose::PairByQr, |rt| {
+            rt.first_qr = Some(tx)
         })
         .await?;
-        self.await_login(&id, rx, "QR code").await
+        let result = self.await_login(&id, rx, "QR code").await;
+        self.inner
+            .record_login(&id, HistoryAction::LoginQr, &actor, &result, "QR code");
+        result
     }
 
     /// Starts a login by pairing code for `phone_number` and returns the code
@@ -38,11 +43,19 @@ impl DeviceService {
         let id = DeviceId::parse(id)?;
         let phone = normalize_phone_number(phone_number)?;
         let (tx, rx) = oneshot::channel();
-        self.start_pairing(&id, &actor, SessionPurpose::PairByCode(phone), |st| {
-            st.pairing_code = Some(tx)
+        self.start_pairing(&id, &actor, SessionPurpose::PairByCode(phone), |rt| {
+            rt.pairing_code = Some(tx)
         })
         .await?;
-        self.await_login(&id, rx, "pairing code").await
+        let result = self.await_login(&id, rx, "pairing code").await;
+        self.inner.record_login(
+            &id,
+            HistoryAction::LoginCode,
+            &actor,
+            &result,
+            "pairing code",
+        );
+        result
     }
 
     pub(super) async fn await_login<T>(
@@ -53,19 +66,19 @@ impl DeviceService {
     ) -> Result<T> {
         match tokio::time::timeout(self.inner.login_timeout, rx).await {
             Ok(Ok(result)) => result,
-            // The sender was dropped: the pairing ended (cancelled, logged
-            // out, deleted) before the first code arrived.
+            // Whatever ends a pairing answers the waiting login first (see
+            // `end_pairing`); a sender dropped unanswered means the session
+            // went away without an event saying why.
             Ok(Err(_)) => Err(ServiceError::whatsapp(format!(
                 "the login ended before a {what} arrived"
             ))),
             Err(_) => {
-                let slot = self.inner.slot(id);
-                let mut st = slot.state.lock().await;
+                let mut rt = self.inner.lock(id).await;
                 if let Ok(device) = self.inner.device(id)
                     && device.state == DeviceState::Pairing
                 {
                     self.inner
-                        .end_pairing(&mut st, device, StateReason::PairingFailed)
+                        .end_pairing(&mut rt, device, StateReason::PairingFailed)
                         .await?;
                 }
                 Err(ServiceError::whatsapp(format!(
@@ -81,14 +94,13 @@ impl DeviceService {
         id: &DeviceId,
         actor: &Actor,
         purpose: SessionPurpose,
-        arm: impl FnOnce(&mut SlotState),
+        arm: impl FnOnce(&mut DeviceRuntime),
     ) -> Result<()> {
         let action = match purpose {
             SessionPurpose::PairByCode(_) => HistoryAction::LoginCode,
             _ => HistoryAction::LoginQr,
         };
-        let slot = self.inner.slot(id);
-        let mut st = slot.state.lock().await;
+        let mut rt = self.inner.lock(id).await;
         let mut device = self.inner.device(id)?;
         let refused = match device.state {
             DeviceState::Pairing => Some("a login is already pending; cancel it first"),
@@ -109,31 +121,35 @@ impl DeviceService {
                 .record(id, action, actor, Outcome::Failed, err.message.clone());
             return Err(err);
         }
-        arm(&mut st);
         let reason = match purpose {
             SessionPurpose::PairByCode(_) => StateReason::CodeLoginRequested,
             _ => StateReason::QrLoginRequested,
         };
-        if let Err(err) = self
-            .inner
-            .start_session(id, &mut st, purpose, None, None)
-            .await
-        {
-            st.first_qr = None;
-            st.pairing_code = None;
-            // Starting may have created the store and the keyring entry.
-            let _ = self.inner.wipe_local(id).await;
+        // `pairing` is saved before the session can create anything: a crash
+        // from here on leaves a `pairing` device, whose half-made keyring
+        // entry and store the next start wipes (see `recover`).
+        device.begin_pairing(reason);
+        if let Err(err) = self.inner.save_and_emit(&device) {
             self.inner
                 .record(id, action, actor, Outcome::Failed, err.message.clone());
             return Err(err);
         }
-        device.state = DeviceState::Pairing;
-        device.state_reason = reason;
-        device.next_retry_at = None;
-        device.ban_expires_at = None;
-        self.inner.save(&device)?;
-        self.inner
-            .record(id, action, actor, Outcome::Ok, "login started".to_owned());
+        arm(&mut rt);
+        if let Err(err) = self
+            .inner
+            .start_session(id, &mut rt, purpose, None, None)
+            .await
+        {
+            rt.first_qr = None;
+            rt.pairing_code = None;
+            // Starting may have created the store and the keyring entry.
+            let _ = self.inner.wipe_local(id).await;
+            device.unlinked(StateReason::PairingFailed);
+            let _ = self.inner.save_and_emit(&device);
+            self.inner
+                .record(id, action, actor, Outcome::Failed, err.message.clone());
+            return Err(err);
+        }
         Ok(())
     }
 
@@ -141,8 +157,7 @@ impl DeviceService {
     /// this changes nothing and returns the device as it is.
     pub async fn cancel_login(&self, id: &str, actor: Actor) -> Result<Device> {
         let id = DeviceId::parse(id)?;
-        let slot = self.inner.slot(&id);
-        let mut st = slot.state.lock().await;
+        let mut rt = self.inner.lock(&id).await;
         let device = self.inner.device(&id)?;
         if device.state != DeviceState::Pairing {
             self.inner.record(
@@ -156,7 +171,7 @@ impl DeviceService {
         }
         let device = self
             .inner
-            .end_pairing(&mut st, device, StateReason::LoginCancelled)
+            .end_pairing(&mut rt, device, StateReason::LoginCancelled)
             .await?;
         self.inner.record(
             &id,
@@ -194,24 +209,130 @@ pub(super) fn expiry_after(timeout: Duration) -> chrono::DateTime<chrono::Utc> {
     now() + chrono::Duration::from_std(timeout).unwrap_or(chrono::Duration::zero())
 }
 
-impl Inner {
-    /// Ends a pending login: stops the session, wipes what it created, and
-    /// returns the device to `disconnected` with `reason`.
+impl ServiceCore {
+    /// Ends a pending login: answers the login still waiting for its code,
+    /// stops the session, wipes what it created, and returns the device to
+    /// `disconnected` with `reason`.
+    ///
+    /// A link that landed while the session was stopping (the phone scanned
+    /// just as the admin cancelled) is never forgotten: it is recorded, then
+    /// ended like a logout, with the credentials the session saved.
     pub(super) async fn end_pairing(
-        &self,
-        st: &mut SlotState,
+        self: &Arc<Self>,
+        rt: &mut DeviceRuntime,
         mut device: Device,
         reason: StateReason,
     ) -> Result<Device> {
-        if let Some(session) = st.take_session() {
-            session.stop().await;
+        let ended = || pairing_ended_error(reason);
+        if let Some(tx) = rt.first_qr.take() {
+            let _ = tx.send(Err(ended()));
         }
-        st.first_qr = None;
-        st.pairing_code = None;
+        if let Some(tx) = rt.pairing_code.take() {
+            let _ = tx.send(Err(ended()));
+        }
+        let linked_as = match rt.take_session() {
+            Some(session) => session.stop().await,
+            None => None,
+        };
+        if let Some(jid) = linked_as
+            && !device.has_credentials
+        {
+            return self.end_late_link_boxed(rt, device, jid, reason).await;
+        }
         self.wipe_local(&device.id).await?;
-        reset_identity(&mut device, reason);
-        self.save(&device)?;
+        device.unlinked(reason);
+        self.save_and_emit(&device)?;
         Ok(device)
+    }
+
+    /// [`ServiceCore::end_late_link`] behind a declared `dyn Send` future:
+    /// ending the link runs a logout, which can end a pairing again, and
+    /// the compiler cannot follow that cycle of future types through
+    /// bodies, only through signatures.
+    fn end_late_link_boxed<'a>(
+        self: &'a Arc<Self>,
+        rt: &'a mut DeviceRuntime,
+        device: Device,
+        jid: whatsapp_rust::Jid,
+        reason: StateReason,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<Device>> + Send + 'a>> {
+        Box::pin(self.end_late_link(rt, device, jid, reason))
+    }
+
+    /// See [`ServiceCore::end_pairing`]: `jid` linked while the login ended.
+    async fn end_late_link(
+        self: &Arc<Self>,
+        rt: &mut DeviceRuntime,
+        mut device: Device,
+        jid: whatsapp_rust::Jid,
+        reason: StateReason,
+    ) -> Result<Device> {
+        let id = device.id.clone();
+        device.paired(LinkedIdentity {
+            jid: Some(jid.to_string()),
+            phone_number: Some(jid.user.to_string()),
+            display_name: None,
+        });
+        self.save_and_emit(&device)?;
+        self.record(
+            &id,
+            HistoryAction::Paired,
+            &Actor::Whatsapp,
+            Outcome::Ok,
+            format!("linked as {jid} while the login was ending; the link is ended now"),
+        );
+        // The library may not have written the JID to the store yet.
+        let store =
+            SessionStore::open(&self.layout.session_db(&id), Arc::clone(&self.secrets), &id)?;
+        let prepared = store.ensure_linked_as(jid).await;
+        store.close();
+        prepared?;
+        let outcome = self.logout_locked(rt, device, &Actor::System, false).await;
+        self.record_result(&id, HistoryAction::Logout, &Actor::System, &outcome, |o| {
+            o.message.clone()
+        });
+        outcome?;
+        let mut device = self.device(&id)?;
+        device.unlinked(reason);
+        self.save_and_emit(&device)?;
+        Ok(device)
+    }
+}
+
+/// Why a login that was still waiting for its first code got none.
+fn pairing_ended_error(reason: StateReason) -> ServiceError {
+    match reason {
+        StateReason::LoginCancelled | StateReason::LoggedOut => ServiceError::new(
+            ErrorCode::LoginCancelled,
+            "the login was cancelled by another action (cancel, logout or delete) before its code arrived",
+        ),
+        StateReason::QrExpired => ServiceError::whatsapp("the QR codes expired"),
+        _ => ServiceError::whatsapp("the login failed before its code arrived"),
+    }
+}
+
+impl ServiceCore {
+    /// Records a login once it answered: `ok` when its first code was
+    /// shown, `cancelled` when another action ended it, `failed` otherwise.
+    fn record_login<T>(
+        &self,
+        id: &DeviceId,
+        action: HistoryAction,
+        actor: &Actor,
+        result: &Result<T>,
+        what: &str,
+    ) {
+        let (outcome, detail) = match result {
+            Ok(_) => (
+                Outcome::Ok,
+                format!("login started; the first {what} was shown"),
+            ),
+            Err(err) if err.code == ErrorCode::LoginCancelled => {
+                (Outcome::Cancelled, err.message.clone())
+            }
+            Err(err) => (Outcome::Failed, err.message.clone()),
+        };
+        self.record(id, action, actor, outcome, detail);
     }
 }
 

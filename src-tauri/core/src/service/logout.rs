@@ -1,15 +1,16 @@
 //! Logout and delete.
 
-use super::device_lock::SlotState;
-use super::{DeviceService, Inner};
+use super::device_lock::DeviceRuntime;
+use super::{DeviceService, ServiceCore};
 use crate::app_db::PendingWipe;
-use crate::error::Result;
+use crate::error::{Result, ServiceError};
+use crate::lifecycle::LinkedIdentity;
 use crate::model::{
     Actor, Device, DeviceId, DeviceState, HistoryAction, LogoutOutcome, Outcome, ServiceEvent,
     StateReason,
 };
 use crate::session::SessionPurpose;
-use crate::session::store::secret_name;
+use crate::session::store::{SessionStore, secret_name};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +22,11 @@ pub enum WipeStep {
     Journaled,
     /// Step 1: the unlink was attempted (confirmed or not).
     Unlinked,
+    /// Unconfirmed unlink only: the link's keys are copied to the pending
+    /// revocation's keyring entry.
+    RevocationKeysCopied,
+    /// Unconfirmed unlink only: the pending revocation is recorded.
+    RevocationRecorded,
     /// Step 2: the device's keyring entry is deleted.
     SecretsDeleted,
     /// Step 3: the device is `disconnected` with blank identity fields.
@@ -41,12 +47,11 @@ impl DeviceService {
     /// wipe happens even when the unlink is not confirmed.
     pub async fn logout(&self, id: &str, actor: Actor) -> Result<LogoutOutcome> {
         let id = DeviceId::parse(id)?;
-        let slot = self.inner.slot(&id);
-        let mut st = slot.state.lock().await;
+        let mut rt = self.inner.lock(&id).await;
         let device = self.inner.device(&id)?;
         let outcome = self
             .inner
-            .logout_locked(&mut st, device, &actor, false)
+            .logout_locked(&mut rt, device, &actor, false)
             .await;
         self.inner
             .record_result(&id, HistoryAction::Logout, &actor, &outcome, |o| {
@@ -60,23 +65,18 @@ impl DeviceService {
     /// Its history stays (audit trail).
     pub async fn delete(&self, id: &str, actor: Actor) -> Result<LogoutOutcome> {
         let id = DeviceId::parse(id)?;
-        let slot = self.inner.slot(&id);
-        let mut st = slot.state.lock().await;
+        let mut rt = self.inner.lock(&id).await;
         let device = self.inner.device(&id)?;
         let outcome = self
             .inner
-            .logout_locked(&mut st, device, &actor, true)
+            .logout_locked(&mut rt, device, &actor, true)
             .await;
         self.inner
             .record_result(&id, HistoryAction::Delete, &actor, &outcome, |o| {
                 o.message.clone()
             });
         if outcome.is_ok() {
-            self.inner
-                .slots
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&id);
+            self.inner.locks.retire(&id, &mut rt);
             let _ = self
                 .inner
                 .events
@@ -90,16 +90,20 @@ impl DeviceService {
         for wipe in self.inner.db.pending_wipes()? {
             // A keyring that is unavailable now leaves the journal row in
             // place: the wipe is finished at a later start.
-            if let Err(err) = self.inner.finish_wipe(&wipe, StateReason::LoggedOut).await {
-                self.inner.record(
-                    &wipe.device_id,
-                    HistoryAction::RecoveredWipe,
-                    &Actor::System,
-                    Outcome::Failed,
-                    err.message,
-                );
-                continue;
-            }
+            let revocation_pending =
+                match self.inner.finish_wipe(&wipe, StateReason::LoggedOut).await {
+                    Ok(pending) => pending,
+                    Err(err) => {
+                        self.inner.record(
+                            &wipe.device_id,
+                            HistoryAction::RecoveredWipe,
+                            &Actor::System,
+                            Outcome::Failed,
+                            err.message,
+                        );
+                        continue;
+                    }
+                };
             self.inner.record(
                 &wipe.device_id,
                 HistoryAction::RecoveredWipe,
@@ -112,35 +116,54 @@ impl DeviceService {
                     } else {
                         "logout"
                     },
-                    unlink_sentence(wipe.unlink_confirmed)
+                    unlink_sentence(wipe.unlink_confirmed, revocation_pending)
                 ),
             );
         }
         for mut device in self.inner.db.devices()? {
-            if device.state == DeviceState::Pairing {
-                // The process died while pairing: the half-made credentials
-                // go, the device is back to where the login started.
-                if self.inner.wipe_local(&device.id).await.is_ok() {
-                    device.state = DeviceState::Disconnected;
-                    device.state_reason = StateReason::LoginCancelled;
-                    self.inner.save(&device)?;
-                }
+            if device.state != DeviceState::Pairing {
+                continue;
+            }
+            // The process died while pairing. If the phone's link landed
+            // first, the store says so: the device keeps the link (the
+            // restore connects it, the admin can log it out). Otherwise the
+            // half-made credentials go, and the device is back to where the
+            // login started.
+            if let Some(jid) = self.inner.linked_jid_in_store(&device.id) {
+                device.paired(LinkedIdentity {
+                    jid: Some(jid.to_string()),
+                    phone_number: Some(jid.user.to_string()),
+                    display_name: None,
+                });
+                self.inner.save_and_emit(&device)?;
+                self.inner.record(
+                    &device.id,
+                    HistoryAction::Paired,
+                    &Actor::System,
+                    Outcome::Ok,
+                    format!("linked as {jid} just before the app stopped; kept at start-up"),
+                );
+            } else if self.inner.wipe_local(&device.id).await.is_ok() {
+                device.unlinked(StateReason::LoginCancelled);
+                self.inner.save_and_emit(&device)?;
             }
         }
         Ok(())
     }
 }
 
-pub(super) fn unlink_sentence(confirmed: bool) -> &'static str {
+pub(super) fn unlink_sentence(confirmed: bool, revocation_pending: bool) -> &'static str {
     if confirmed {
         "WhatsApp confirmed the unlink"
+    } else if revocation_pending {
+        "WhatsApp did not confirm the unlink: the device is reset, and the app keeps the link's keys to retry the unlink until WhatsApp confirms it (pending revocation)"
     } else {
         "WhatsApp did not confirm the unlink: the device may remain in the phone's Linked devices until removed there"
     }
 }
 
-impl Inner {
-    pub(super) fn observe(&self, id: &DeviceId, step: WipeStep) {
+impl ServiceCore {
+    pub(super) fn report_wipe_step(&self, id: &DeviceId, step: WipeStep) {
         if let Some(observer) = &self.wipe_step_observer {
             observer(id, step);
         }
@@ -153,10 +176,45 @@ impl Inner {
             .await
     }
 
+    /// The account JID a device's session store says it is linked to; `None`
+    /// without a store, or with one that is unreadable or holds no link.
+    pub(super) fn linked_jid_in_store(&self, id: &DeviceId) -> Option<whatsapp_rust::Jid> {
+        let path = self.layout.session_db(id);
+        if !path.exists() {
+            return None;
+        }
+        let store = SessionStore::open(&path, Arc::clone(&self.secrets), id).ok()?;
+        let jid = store.linked_jid().ok().flatten();
+        store.close();
+        jid
+    }
+
+    /// Replaces a damaged session store by one rebuilt from the keyring
+    /// entry and the JID the app recorded, so that a session can log in and
+    /// send the unlink.
+    async fn rebuild_damaged_store(&self, device: &Device) -> Result<()> {
+        let jid: whatsapp_rust::Jid = device
+            .jid
+            .as_deref()
+            .and_then(|jid| jid.parse().ok())
+            .ok_or_else(|| {
+                ServiceError::internal("the device's JID is unknown; its link cannot be ended")
+            })?;
+        self.layout.remove_session_files(&device.id)?;
+        let store = SessionStore::open(
+            &self.layout.session_db(&device.id),
+            Arc::clone(&self.secrets),
+            &device.id,
+        )?;
+        let rebuilt = store.ensure_linked_as(jid).await;
+        store.close();
+        rebuilt
+    }
+
     /// Deletes a device's keyring entry and session files.
     pub(super) async fn wipe_local(&self, id: &DeviceId) -> Result<()> {
         let name = secret_name(id);
-        self.restore_secrets().forget(&name);
+        self.prefetch().forget(&name);
         self.keyring(move |s| s.delete(&name)).await?;
         self.layout.remove_session_files(id)
     }
@@ -165,7 +223,7 @@ impl Inner {
     /// device's lock held.
     pub(super) async fn logout_locked(
         self: &Arc<Self>,
-        st: &mut SlotState,
+        rt: &mut DeviceRuntime,
         device: Device,
         actor: &Actor,
         delete_device: bool,
@@ -174,14 +232,19 @@ impl Inner {
         if !device.has_credentials {
             let pairing = device.state == DeviceState::Pairing;
             if pairing {
-                self.end_pairing(st, device, StateReason::LoggedOut).await?;
+                self.end_pairing(rt, device, StateReason::LoggedOut).await?;
+            } else if self.layout.has_session_files(&id) || self.probe_keyring(&id).await? {
+                // Crumbs of a login that a crash interrupted before it was
+                // recorded as pending.
+                self.wipe_local(&id).await?;
             }
             if delete_device {
                 self.db.remove_device(&id)?;
-                self.observe(&id, WipeStep::DeviceRemoved);
+                self.report_wipe_step(&id, WipeStep::DeviceRemoved);
             }
             return Ok(LogoutOutcome {
                 had_credentials: false,
+                revocation_pending: false,
                 unlink_confirmed: false,
                 message: if pairing {
                     "the pending login was cancelled; the device had no credentials".to_owned()
@@ -200,52 +263,54 @@ impl Inner {
             actor: actor.clone(),
         };
         self.db.begin_wipe(&wipe)?;
-        self.observe(&id, WipeStep::Journaled);
+        self.report_wipe_step(&id, WipeStep::Journaled);
 
-        let unlink_confirmed = self.unlink(st, &device).await;
-        if let Some(session) = st.take_session() {
+        let unlink_confirmed = self.unlink(rt, &device).await;
+        if let Some(session) = rt.take_session() {
             session.stop().await;
         }
         if unlink_confirmed {
             self.db.set_wipe_unlink_confirmed(&id)?;
         }
-        self.observe(&id, WipeStep::Unlinked);
+        self.report_wipe_step(&id, WipeStep::Unlinked);
 
-        self.finish_wipe(
-            &PendingWipe {
-                unlink_confirmed,
-                ..wipe
-            },
-            StateReason::LoggedOut,
-        )
-        .await?;
+        let revocation_pending = self
+            .finish_wipe(
+                &PendingWipe {
+                    unlink_confirmed,
+                    ..wipe
+                },
+                StateReason::LoggedOut,
+            )
+            .await?;
         Ok(LogoutOutcome {
             had_credentials: true,
             unlink_confirmed,
-            message: unlink_sentence(unlink_confirmed).to_owned(),
+            revocation_pending,
+            message: unlink_sentence(unlink_confirmed, revocation_pending).to_owned(),
         })
     }
 
     /// Step 1 of a logout: make sure `remove-companion-device` reaches
     /// WhatsApp, on the live connection or on one opened just for this,
     /// within `unlink_timeout`. Returns whether WhatsApp confirmed it.
-    pub(super) async fn unlink(self: &Arc<Self>, st: &mut SlotState, device: &Device) -> bool {
+    pub(super) async fn unlink(self: &Arc<Self>, rt: &mut DeviceRuntime, device: &Device) -> bool {
         // Everything, opening the store and connecting included, counts
         // against the bound: a broken store or a dead network must not hold
         // the logout longer than `unlink_timeout`.
         let deadline = tokio::time::Instant::now() + self.unlink_timeout;
-        tokio::time::timeout_at(deadline, self.unlink_within(st, device, deadline))
+        tokio::time::timeout_at(deadline, self.unlink_within(rt, device, deadline))
             .await
             .unwrap_or(false)
     }
 
     pub(super) async fn unlink_within(
         self: &Arc<Self>,
-        st: &mut SlotState,
+        rt: &mut DeviceRuntime,
         device: &Device,
         deadline: tokio::time::Instant,
     ) -> bool {
-        let live = st
+        let live = rt
             .session
             .as_ref()
             .filter(|s| s.client.is_logged_in())
@@ -253,14 +318,19 @@ impl Inner {
         let client = match live {
             Some(client) => client,
             None => {
+                if device.state_reason == StateReason::SessionDamaged
+                    && self.rebuild_damaged_store(device).await.is_err()
+                {
+                    return false;
+                }
                 if self
-                    .start_session(&device.id, st, SessionPurpose::Connect, None, None)
+                    .start_session(&device.id, rt, SessionPurpose::Connect, None, None)
                     .await
                     .is_err()
                 {
                     return false;
                 }
-                let Some(client) = st.session.as_ref().map(|s| Arc::clone(&s.client)) else {
+                let Some(client) = rt.session.as_ref().map(|s| Arc::clone(&s.client)) else {
                     return false;
                 };
                 while !client.is_logged_in() {
@@ -286,36 +356,36 @@ impl Inner {
     /// of the journal entry. Idempotent: crash recovery runs it again.
     /// `reason` is what the reset device shows (`logged_out` after an
     /// admin's logout).
-    pub(super) async fn finish_wipe(&self, wipe: &PendingWipe, reason: StateReason) -> Result<()> {
+    ///
+    /// Returns whether the link goes on as a pending revocation: when the
+    /// unlink was not confirmed, the keys are kept for it before the
+    /// device's entry goes (see [`super::revocation`]).
+    pub(super) async fn finish_wipe(
+        &self,
+        wipe: &PendingWipe,
+        reason: StateReason,
+    ) -> Result<bool> {
         let id = &wipe.device_id;
+        let revocation_pending = match self.db.device(id)? {
+            Some(device) if !wipe.unlink_confirmed => self.keep_for_revocation(&device).await?,
+            _ => false,
+        };
         let name = secret_name(id);
-        self.restore_secrets().forget(&name);
+        self.prefetch().forget(&name);
         self.keyring(move |s| s.delete(&name)).await?;
-        self.observe(id, WipeStep::SecretsDeleted);
+        self.report_wipe_step(id, WipeStep::SecretsDeleted);
         if let Some(mut device) = self.db.device(id)? {
-            reset_identity(&mut device, reason);
-            self.save(&device)?;
+            device.unlinked(reason);
+            self.save_and_emit(&device)?;
         }
-        self.observe(id, WipeStep::DeviceReset);
+        self.report_wipe_step(id, WipeStep::DeviceReset);
         self.layout.remove_session_files(id)?;
-        self.observe(id, WipeStep::SessionFilesDeleted);
+        self.report_wipe_step(id, WipeStep::SessionFilesDeleted);
         if wipe.delete_device {
             self.db.remove_device(id)?;
-            self.observe(id, WipeStep::DeviceRemoved);
+            self.report_wipe_step(id, WipeStep::DeviceRemoved);
         }
         self.db.end_wipe(id)?;
-        Ok(())
+        Ok(revocation_pending)
     }
-}
-
-/// `disconnected` without credentials: blank phone number, name and JID.
-pub(super) fn reset_identity(device: &mut Device, reason: StateReason) {
-    device.state = DeviceState::Disconnected;
-    device.state_reason = reason;
-    device.phone_number = None;
-    device.display_name = None;
-    device.jid = None;
-    device.next_retry_at = None;
-    device.ban_expires_at = None;
-    device.has_credentials = false;
 }

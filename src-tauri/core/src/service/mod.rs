@@ -1,6 +1,6 @@
 //! The device service: every operation the GUI and the REST API offer.
 //!
-//! Concurrency: each device has a slot with an async mutex. Every operation on
+//! Concurrency: each device has a lock (an async mutex). Every operation on
 //! a device, and every reaction to an event of its WhatsApp session, runs with
 //! that lock held, so operations on one device are serialized: a logout during
 //! pairing, two logouts at once, or a delete during a reconnect each run one
@@ -18,7 +18,9 @@
 //! - [`logout`]: the product's four logout steps, delete, and finishing
 //!   wipes a crash interrupted;
 //! - [`connection`]: reconnect, starting sessions, retries with backoff;
+//! - [`reconcile`]: devices the app database lost, found by their files;
 //! - [`restore`]: the start-up restore and its keyring prefetch;
+//! - [`revocation`]: pending revocations, retried until WhatsApp confirms;
 //! - [`whatsapp_events`]: how the events of a device's WhatsApp session
 //!   change the device.
 
@@ -27,11 +29,14 @@ mod connection;
 mod device_lock;
 mod login;
 mod logout;
+mod reconcile;
 mod restore;
+mod revocation;
 mod whatsapp_events;
 
 pub use config::{RetryPolicy, ServiceConfig};
 pub use logout::{WipeStep, WipeStepObserver};
+pub use revocation::RevocationTry;
 
 use crate::app_db::{AppDatabase, history_to_csv, now};
 use crate::error::{Result, ServiceError};
@@ -42,15 +47,14 @@ use crate::model::{
 };
 use crate::secrets::SecretStore;
 use crate::session::SessionSettings;
-use device_lock::Slot;
-use restore::RestoreSecrets;
-use std::collections::HashMap;
+use device_lock::{DeviceGuard, DeviceLocks};
+use restore::KeyringPrefetch;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Semaphore, broadcast};
 
-struct Inner {
+struct ServiceCore {
     db: AppDatabase,
     layout: DataLayout,
     secrets: Arc<dyn SecretStore>,
@@ -62,20 +66,29 @@ struct Inner {
     connect_permits: Arc<Semaphore>,
     wipe_step_observer: Option<WipeStepObserver>,
     events: broadcast::Sender<ServiceEvent>,
-    slots: Mutex<HashMap<DeviceId, Arc<Slot>>>,
+    locks: DeviceLocks,
     next_generation: AtomicU64,
-    /// The data folder's lock file, locked exclusively while the service
-    /// lives (see [`DataLayout::lock_file`]); released by `shutdown` or when
-    /// the process ends.
+    /// The data folder, locked exclusively while the service lives (see
+    /// [`DataLayout::lock_exclusively`]); released by `shutdown` or when the
+    /// process ends.
     folder_lock: Mutex<Option<std::fs::File>>,
     /// Keyring entries of the devices the start-up restore connects.
-    restore_secrets: Mutex<RestoreSecrets>,
+    prefetch: Mutex<KeyringPrefetch>,
+    /// See [`ServiceConfig::revocation_retry`].
+    revocation_retry: RetryPolicy,
+    /// Wakes the revocation task: a revocation was added or is due now.
+    revocation_wakeup: Arc<tokio::sync::Notify>,
+    /// Held by each try of a pending revocation, and by forgetting one.
+    revocation_turn: tokio::sync::Mutex<()>,
+    revocation_runner: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// See [`DeviceService::startup_warnings`].
+    startup_warnings: Mutex<Vec<String>>,
 }
 
 /// The device service. Cheap to clone; all clones drive the same devices.
 #[derive(Clone)]
 pub struct DeviceService {
-    inner: Arc<Inner>,
+    inner: Arc<ServiceCore>,
 }
 
 /// Capacity of the event channel; a subscriber that falls further behind
@@ -92,11 +105,14 @@ impl DeviceService {
         let layout = DataLayout::new(config.data_dir.clone());
         let folder_lock = layout.lock_exclusively()?;
         create_private_dir(&layout.sessions_dir())?;
-        let db = AppDatabase::open(&layout.app_db())?;
+        let opened = reconcile::open_app_database(&layout)?;
+        for warning in &opened.warnings {
+            eprintln!("wa-device-admin: warning: {warning}");
+        }
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
         let service = DeviceService {
-            inner: Arc::new(Inner {
-                db,
+            inner: Arc::new(ServiceCore {
+                db: opened.db,
                 layout,
                 secrets: config.secret_store,
                 sessions: SessionSettings {
@@ -110,15 +126,22 @@ impl DeviceService {
                 connect_permits: Arc::new(Semaphore::new(config.restore_concurrency.max(1))),
                 wipe_step_observer: config.wipe_step_observer,
                 events,
-                slots: Mutex::new(HashMap::new()),
+                locks: DeviceLocks::default(),
                 next_generation: AtomicU64::new(1),
                 folder_lock: Mutex::new(Some(folder_lock)),
-                restore_secrets: Mutex::new(RestoreSecrets::default()),
+                prefetch: Mutex::new(KeyringPrefetch::default()),
+                revocation_retry: config.revocation_retry,
+                revocation_wakeup: Arc::new(tokio::sync::Notify::new()),
+                revocation_turn: tokio::sync::Mutex::new(()),
+                revocation_runner: Mutex::new(None),
+                startup_warnings: Mutex::new(opened.warnings),
             }),
         };
         service.recover().await?;
+        service.reconcile(opened.lost).await?;
         if config.restore_on_open {
             service.restore_sessions().await?;
+            service.inner.start_revocations();
         }
         Ok(service)
     }
@@ -144,8 +167,7 @@ impl DeviceService {
                 }
             },
         };
-        let slot = self.inner.slot(&id);
-        let _guard = slot.state.lock().await;
+        let _guard = self.inner.lock(&id).await;
         let device = Device {
             id: id.clone(),
             label,
@@ -185,8 +207,7 @@ impl DeviceService {
     pub async fn rename(&self, id: &str, label: &str, actor: Actor) -> Result<Device> {
         let id = DeviceId::parse(id)?;
         let label = normalize_label(label)?;
-        let slot = self.inner.slot(&id);
-        let _guard = slot.state.lock().await;
+        let _guard = self.inner.lock(&id).await;
         let mut device = self.inner.device(&id)?;
         let old = std::mem::replace(&mut device.label, label);
         self.inner.db.update_device(&device)?;
@@ -220,21 +241,14 @@ impl DeviceService {
     /// Stops every live session (without logging anything out). For an
     /// orderly exit; the service can keep being used afterwards.
     pub async fn shutdown(&self) {
-        let slots: Vec<Arc<Slot>> = self
-            .inner
-            .slots
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect();
-        for slot in slots {
-            let mut st = slot.state.lock().await;
+        for (_, lock) in self.inner.locks.all() {
+            let mut rt = lock.lock_owned().await;
             // Scheduled retries are cancelled too, session or not.
-            if let Some(session) = st.take_session() {
+            if let Some(session) = rt.take_session() {
                 session.stop().await;
             }
         }
+        self.inner.stop_revocations();
         // Lets another service (a restart in the same process) open the folder.
         self.inner
             .folder_lock
@@ -244,15 +258,10 @@ impl DeviceService {
     }
 }
 
-impl Inner {
-    fn slot(&self, id: &DeviceId) -> Arc<Slot> {
-        Arc::clone(
-            self.slots
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .entry(id.clone())
-                .or_default(),
-        )
+impl ServiceCore {
+    /// Waits for the device's lock (see [`DeviceLocks`]).
+    async fn lock(&self, id: &DeviceId) -> DeviceGuard {
+        self.locks.lock(id).await
     }
 
     fn device(&self, id: &DeviceId) -> Result<Device> {
@@ -268,7 +277,7 @@ impl Inner {
         });
     }
 
-    fn save(&self, device: &Device) -> Result<()> {
+    fn save_and_emit(&self, device: &Device) -> Result<()> {
         self.db.update_device(device)?;
         self.emit_device(device);
         Ok(())

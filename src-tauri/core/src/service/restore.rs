@@ -1,6 +1,6 @@
 //! Start-up restore and the keyring prefetch.
 
-use super::{DeviceService, Inner};
+use super::{DeviceService, ServiceCore};
 use crate::app_db::now;
 use crate::error::Result;
 use crate::model::{Device, DeviceId, DeviceState, StateReason};
@@ -14,18 +14,18 @@ use std::time::Duration;
 /// by entry name. Each is taken by the device's first connection attempt,
 /// and dropped by any wipe of the device, so it never outlives a logout.
 #[derive(Default)]
-pub(super) struct RestoreSecrets {
+pub(super) struct KeyringPrefetch {
     pub(super) entries: HashMap<String, Vec<u8>>,
     /// Devices whose entry the read has not reached yet. Their first attempt
     /// waits for it before queueing for a connect permit, instead of each
     /// reading its own entry meanwhile (while the read runs, their session
-    /// stores open: see [`Inner::open_stores_ahead`]). Notified (a stored
+    /// stores open: see [`ServiceCore::open_stores_ahead`]). Notified (a stored
     /// permit, so none is lost) when the entry arrives, the read ends
     /// without it, or the device is wiped.
     pub(super) awaited: HashMap<String, Arc<tokio::sync::Notify>>,
 }
 
-impl RestoreSecrets {
+impl KeyringPrefetch {
     /// Keeps `secret` for the device's first attempt if it still awaits it
     /// (a device wiped meanwhile does not).
     pub(super) fn arrived(&mut self, name: String, secret: Vec<u8>) {
@@ -75,7 +75,7 @@ impl DeviceService {
             })
             .collect();
         if !restored.is_empty() {
-            let mut secrets = self.inner.restore_secrets();
+            let mut secrets = self.inner.prefetch();
             for device in &restored {
                 secrets.awaited.insert(
                     secret_name(&device.id),
@@ -92,7 +92,7 @@ impl DeviceService {
                 let read = inner
                     .keyring(|s| s.get_all(SECRET_NAME_PREFIX, &secret_entry_name))
                     .await;
-                let mut secrets = inner.restore_secrets();
+                let mut secrets = inner.prefetch();
                 for (name, secret) in read.unwrap_or_default() {
                     secrets.arrived(name, secret);
                 }
@@ -103,15 +103,11 @@ impl DeviceService {
         for mut device in restored {
             // Nothing is connected yet, whatever the state was at exit: say
             // so before `open` returns, not once the attempt runs.
-            device.state = DeviceState::Connecting;
-            device.state_reason = StateReason::Restoring;
-            device.next_retry_at = None;
-            device.ban_expires_at = None;
-            self.inner.save(&device)?;
-            let slot = self.inner.slot(&device.id);
-            let mut st = slot.state.lock().await;
+            device.connecting(StateReason::Restoring, None);
+            self.inner.save_and_emit(&device)?;
+            let mut rt = self.inner.lock(&device.id).await;
             self.inner
-                .schedule_connect(&mut st, &device.id, Duration::ZERO);
+                .schedule_attempt(&mut rt, &device.id, Duration::ZERO);
             ahead.push(device.id.clone());
         }
         if !ahead.is_empty() {
@@ -121,11 +117,9 @@ impl DeviceService {
     }
 }
 
-impl Inner {
-    pub(super) fn restore_secrets(&self) -> std::sync::MutexGuard<'_, RestoreSecrets> {
-        self.restore_secrets
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+impl ServiceCore {
+    pub(super) fn prefetch(&self) -> std::sync::MutexGuard<'_, KeyringPrefetch> {
+        self.prefetch.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Opens the session stores of the devices the start-up restore
@@ -140,15 +134,14 @@ impl Inner {
     /// the lost credentials; a store that fails to open, too.
     pub(super) async fn open_stores_ahead(self: Arc<Self>, ids: Vec<DeviceId>) {
         for id in ids {
-            if self.restore_secrets().awaited.is_empty() {
+            if self.prefetch().awaited.is_empty() {
                 return;
             }
-            let slot = self.slot(&id);
-            let mut st = slot.state.lock().await;
-            if st.session.is_some() {
+            let mut rt = self.lock(&id).await;
+            if rt.session.is_some() {
                 continue;
             }
-            let Some(timer) = st.retry.as_mut() else {
+            let Some(timer) = rt.scheduled.as_mut() else {
                 continue;
             };
             let path = self.layout.session_db(&id);
@@ -166,8 +159,8 @@ impl Inner {
 mod tests {
     use super::*;
 
-    fn awaiting(names: &[&str]) -> (RestoreSecrets, Vec<Arc<tokio::sync::Notify>>) {
-        let mut secrets = RestoreSecrets::default();
+    fn awaiting(names: &[&str]) -> (KeyringPrefetch, Vec<Arc<tokio::sync::Notify>>) {
+        let mut secrets = KeyringPrefetch::default();
         let notifies = names
             .iter()
             .map(|name| {

@@ -1,10 +1,11 @@
 //! Reactions to the events of a device's WhatsApp session.
 
-use super::Inner;
-use super::device_lock::SlotState;
+use super::ServiceCore;
+use super::device_lock::DeviceRuntime;
 use super::login::{expiry_after, format_pairing_code, qr_svg};
 use crate::app_db::{PendingWipe, now};
 use crate::error::{Result, ServiceError};
+use crate::lifecycle::LinkedIdentity;
 use crate::model::{
     Actor, Device, DeviceState, HistoryAction, Outcome, PairingCode, QrCode, ServiceEvent,
     StateReason,
@@ -12,10 +13,10 @@ use crate::model::{
 use std::sync::Arc;
 use wacore::types::events::{ConnectFailureReason, Event};
 
-impl Inner {
+impl ServiceCore {
     pub(super) async fn apply_event(
         self: &Arc<Self>,
-        st: &mut SlotState,
+        rt: &mut DeviceRuntime,
         mut device: Device,
         event: &Event,
     ) -> Result<()> {
@@ -27,7 +28,7 @@ impl Inner {
                     svg: qr_svg(&qr.code)?,
                     expires_at: expiry_after(qr.timeout),
                 };
-                if let Some(tx) = st.first_qr.take() {
+                if let Some(tx) = rt.first_qr.take() {
                     let _ = tx.send(Ok(code.clone()));
                 }
                 let _ = self.events.send(ServiceEvent::QrCode(code));
@@ -38,19 +39,19 @@ impl Inner {
                     code: format_pairing_code(&pc.code),
                     expires_at: expiry_after(pc.timeout),
                 };
-                if let Some(tx) = st.pairing_code.take() {
+                if let Some(tx) = rt.pairing_code.take() {
                     let _ = tx.send(Ok(code.clone()));
                 }
                 let _ = self.events.send(ServiceEvent::PairingCode(code));
             }
             Event::PairingCodeError(_) | Event::PairError(_) => {
-                if let Some(tx) = st.pairing_code.take() {
+                if let Some(tx) = rt.pairing_code.take() {
                     let _ = tx.send(Err(ServiceError::whatsapp(
                         "WhatsApp refused the pairing code request",
                     )));
                 }
                 if device.state == DeviceState::Pairing {
-                    self.end_pairing(st, device, StateReason::PairingFailed)
+                    self.end_pairing(rt, device, StateReason::PairingFailed)
                         .await?;
                     self.record(
                         &id,
@@ -62,7 +63,7 @@ impl Inner {
                 }
             }
             Event::PairingQrCodesExhausted(_) if device.state == DeviceState::Pairing => {
-                self.end_pairing(st, device, StateReason::QrExpired).await?;
+                self.end_pairing(rt, device, StateReason::QrExpired).await?;
                 self.record(
                     &id,
                     HistoryAction::QrExpired,
@@ -72,15 +73,12 @@ impl Inner {
                 );
             }
             Event::PairSuccess(ps) => {
-                device.jid = Some(ps.id.to_string());
-                device.phone_number = Some(ps.id.user.to_string());
-                if !ps.business_name.is_empty() {
-                    device.display_name = Some(ps.business_name.clone());
-                }
-                device.has_credentials = true;
-                device.state = DeviceState::Connecting;
-                device.state_reason = StateReason::Paired;
-                self.save(&device)?;
+                device.paired(LinkedIdentity {
+                    jid: Some(ps.id.to_string()),
+                    phone_number: Some(ps.id.user.to_string()),
+                    display_name: Some(ps.business_name.clone()).filter(|n| !n.is_empty()),
+                });
+                self.save_and_emit(&device)?;
                 self.record(
                     &id,
                     HistoryAction::Paired,
@@ -90,42 +88,35 @@ impl Inner {
                 );
             }
             Event::Connected(_) => {
-                if let Some(session) = &st.session {
+                let mut identity = LinkedIdentity::default();
+                if let Some(session) = &rt.session {
                     let snapshot = session.client.persistence_manager().get_device_snapshot();
-                    if !snapshot.push_name.is_empty() {
-                        device.display_name = Some(snapshot.push_name.clone());
-                    }
+                    identity.display_name =
+                        Some(snapshot.push_name.clone()).filter(|n| !n.is_empty());
                     if let Some(pn) = &snapshot.pn {
-                        device.jid = Some(pn.to_string());
-                        device.phone_number = Some(pn.user.to_string());
+                        identity.jid = Some(pn.to_string());
+                        identity.phone_number = Some(pn.user.to_string());
                     }
-                }
-                if let Some(session) = &st.session {
                     session.stop_library_retries();
                 }
-                st.connect_permit = None;
-                st.connected_since = Some(std::time::Instant::now());
-                device.has_credentials = true;
-                device.state = DeviceState::LoggedIn;
-                device.state_reason = StateReason::Connected;
-                device.next_retry_at = None;
-                device.ban_expires_at = None;
-                device.last_connected_at = Some(now());
-                self.save(&device)?;
+                rt.connect_permit = None;
+                rt.connected_since = Some(std::time::Instant::now());
+                device.logged_in(now(), identity);
+                self.save_and_emit(&device)?;
             }
             Event::SelfPushNameUpdated(update) => {
-                device.display_name = Some(update.new_name.clone());
-                self.save(&device)?;
+                device.renamed_by_account(update.new_name.clone());
+                self.save_and_emit(&device)?;
             }
             Event::LoggedOut(out) => {
                 if device.state == DeviceState::Pairing && !device.has_credentials {
-                    self.end_pairing(st, device, StateReason::PairingFailed)
+                    self.end_pairing(rt, device, StateReason::PairingFailed)
                         .await?;
                     return Ok(());
                 }
                 // The server ended the session for good: the credentials are
                 // worthless now, wipe them like a logout without the unlink.
-                if let Some(session) = st.take_session() {
+                if let Some(session) = rt.take_session() {
                     session.stop().await;
                 }
                 let wipe = PendingWipe {
@@ -166,7 +157,7 @@ impl Inner {
             }
             Event::StreamReplaced(_) => {
                 self.go_offline(
-                    st,
+                    rt,
                     device,
                     StateReason::Replaced,
                     None,
@@ -178,7 +169,7 @@ impl Inner {
             Event::TemporaryBan(ban) => {
                 let until = now() + ban.expire;
                 self.go_offline(
-                    st,
+                    rt,
                     device,
                     StateReason::TemporarilyBanned,
                     Some(until),
@@ -193,7 +184,7 @@ impl Inner {
             }
             Event::ClientOutdated(_) => {
                 self.go_offline(
-                    st,
+                    rt,
                     device,
                     StateReason::ClientOutdated,
                     None,
@@ -210,21 +201,18 @@ impl Inner {
     /// A permanent server-side ending that keeps the credentials.
     pub(super) async fn go_offline(
         &self,
-        st: &mut SlotState,
+        rt: &mut DeviceRuntime,
         mut device: Device,
         reason: StateReason,
         ban_expires_at: Option<chrono::DateTime<chrono::Utc>>,
         action: HistoryAction,
         message: String,
     ) -> Result<()> {
-        if let Some(session) = st.take_session() {
+        if let Some(session) = rt.take_session() {
             session.stop().await;
         }
-        device.state = DeviceState::Offline;
-        device.state_reason = reason;
-        device.ban_expires_at = ban_expires_at;
-        device.next_retry_at = None;
-        self.save(&device)?;
+        device.offline(reason, ban_expires_at);
+        self.save_and_emit(&device)?;
         self.record(
             &device.id,
             action,

@@ -303,11 +303,34 @@ impl LiveSession {
     /// then closes its session store, so that the caller may delete the
     /// store's files (the client's own tasks may hold the store a while
     /// longer, and would find it closed).
-    pub async fn stop(self) {
+    ///
+    /// Returns the account JID the client was linked to, if any. For a
+    /// pairing session this tells whether the phone's link landed while the
+    /// session was being stopped: the library records the JID (in memory;
+    /// it reaches the store later) before it signs `pair-success`, and
+    /// nothing is sent once the connection is closed, so a JID read after
+    /// the disconnect covers every link that reached WhatsApp (see
+    /// [`store::SessionStore::ensure_linked_as`]).
+    pub async fn stop(self) -> Option<whatsapp_rust::Jid> {
         let client = Arc::clone(&self.client);
         let _ = tokio::time::timeout(STOP_TIMEOUT, client.disconnect()).await;
         self.run.abort();
+        let linked_as = client
+            .persistence_manager()
+            .get_device_snapshot()
+            .pn
+            .clone();
         self.store.close();
+        linked_as
+    }
+}
+
+impl Drop for LiveSession {
+    /// A session dropped without [`LiveSession::stop`] (its owner was
+    /// cancelled) still takes its client's run loop with it: no client
+    /// outlives the session that owns it.
+    fn drop(&mut self) {
+        self.run.abort();
     }
 }
 

@@ -52,6 +52,27 @@ use whatsapp_rust::bytes::Bytes;
 /// What every device's keyring entry name starts with.
 pub const SECRET_NAME_PREFIX: &str = "device/";
 
+/// What every pending revocation's keyring entry name starts with.
+pub const REVOCATION_NAME_PREFIX: &str = "revocation/";
+
+/// The keyring entry name of the pending revocation of the link `jid`.
+pub fn revocation_name(jid: &str) -> String {
+    format!("{REVOCATION_NAME_PREFIX}{jid}")
+}
+
+/// The keyring entry `raw`, read under the name `from`, rewritten to be
+/// stored under `to`: the keys stay, the name they carry changes.
+pub fn secrets_renamed(raw: &[u8], from: &str, to: &str) -> crate::Result<Vec<u8>> {
+    let mut secrets = parse_secrets(raw, from)
+        .map_err(|why| ServiceError::internal(format!("the keyring entry {from} {why}")))?;
+    secrets.entry = Some(to.to_owned());
+    serde_json::to_vec(&secrets)
+        .map_err(|e| ServiceError::internal(format!("cannot write a keyring entry: {e}")))
+}
+
+/// Why a save was refused: see [`SessionStore`]'s `save`.
+pub const KEYS_WOULD_BE_REPLACED: &str = "the session store holds no device, but the keyring holds this device's keys; a fresh device is never saved over them (the session store is damaged)";
+
 /// The keyring entry name of a device's secrets.
 pub fn secret_name(id: &DeviceId) -> String {
     format!("{SECRET_NAME_PREFIX}{id}")
@@ -331,9 +352,25 @@ impl SessionStore {
         secrets: Arc<dyn SecretStore>,
         id: &DeviceId,
     ) -> crate::Result<SessionStore> {
+        SessionStore::open_named(path, secrets, secret_name(id))
+    }
+
+    /// [`SessionStore::open`] on the keyring entry named `secret_name` (a
+    /// pending revocation's, see [`revocation_name`]).
+    pub fn open_named(
+        path: &Path,
+        secrets: Arc<dyn SecretStore>,
+        secret_name: String,
+    ) -> crate::Result<SessionStore> {
         create_private_file(path)?;
-        let cannot_open = |e: rusqlite::Error| {
-            ServiceError::internal(format!("cannot open the session store: {e}"))
+        let cannot_open = |e: rusqlite::Error| match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) => {
+                ServiceError::new(
+                    crate::ErrorCode::SessionDamaged,
+                    "the device's session database is damaged (not a database, or corrupt)",
+                )
+            }
+            _ => ServiceError::internal(format!("cannot open the session store: {e}")),
         };
         let mut conn = Connection::open(path).map_err(cannot_open)?;
         // Every device's store is opened at start-up; creating its `-wal`
@@ -362,9 +399,63 @@ impl SessionStore {
         Ok(SessionStore {
             conn: Mutex::new(Some(conn)),
             secrets,
-            secret_name: secret_name(id),
+            secret_name,
             cached: Mutex::new(None),
         })
+    }
+
+    /// Whether the store holds a device record (every store that a client
+    /// started on does; an emptied or replaced file does not).
+    pub fn has_device(&self) -> crate::Result<bool> {
+        self.exists_row("SELECT EXISTS(SELECT 1 FROM device)", [])
+            .map_err(|e| ServiceError::internal(format!("cannot read the session store: {e}")))
+    }
+
+    /// The account JID the stored device is linked to, once its pairing
+    /// completed; reads no secret.
+    pub fn linked_jid(&self) -> crate::Result<Option<whatsapp_rust::Jid>> {
+        let raw = self
+            .blob("SELECT record FROM device WHERE id = 1", [])
+            .map_err(|e| ServiceError::internal(format!("cannot read the session store: {e}")))?;
+        let Some(raw) = raw else { return Ok(None) };
+        let device: Device = from_json(&raw, "device record")
+            .map_err(|e| ServiceError::internal(format!("cannot read the session store: {e}")))?;
+        Ok(device.pn)
+    }
+
+    /// Makes the stored device one linked as `jid`, so that a client can log
+    /// in with it and end the link: the stored record gets the JID if it
+    /// lacks one (a link that landed as its session stopped), and a store
+    /// that lost its record gets one rebuilt from the keyring entry (keys and
+    /// JID, nothing more). The keys always come from the keyring entry.
+    pub async fn ensure_linked_as(&self, jid: whatsapp_rust::Jid) -> crate::Result<()> {
+        let failed = |e: StoreError| {
+            ServiceError::internal(format!("cannot prepare the session store: {e}"))
+        };
+        let stored = if self.has_device()? {
+            self.load().await.map_err(failed)?
+        } else {
+            None
+        };
+        let mut device = match stored {
+            Some(device) => device,
+            None => {
+                let secrets = self.read_secrets().await.map_err(failed)?.ok_or_else(|| {
+                    ServiceError::new(
+                        crate::ErrorCode::NoCredentials,
+                        "the device's keyring entry is gone; nothing can end its link",
+                    )
+                })?;
+                let mut device = Device::new();
+                secrets.apply_to(&mut device).map_err(failed)?;
+                device
+            }
+        };
+        if device.pn.is_some() {
+            return Ok(());
+        }
+        device.pn = Some(jid);
+        self.save(&device).await.map_err(failed)
     }
 
     /// Seeds the cache with the keyring entry's content, read by the caller.
@@ -1245,9 +1336,22 @@ impl MsgSecretStore for SessionStore {
 #[async_trait]
 impl DeviceStore for SessionStore {
     async fn save(&self, device: &Device) -> Result<()> {
-        let records = self.signed_pre_key_records().await?;
-        self.write_secrets(DeviceSecrets::of(&self.secret_name, device, records))
-            .await?;
+        let existing = self.read_secrets().await?;
+        let records = existing
+            .as_ref()
+            .map(|s| s.signed_pre_key_records.clone())
+            .unwrap_or_default();
+        let secrets = DeviceSecrets::of(&self.secret_name, device, records);
+        // A store without a device while the keyring holds other keys is
+        // damaged (emptied, replaced): the device being saved is a fresh one
+        // the library built over it, and writing it would destroy the only
+        // keys that can still end the existing link.
+        if existing.is_some_and(|e| e.identity_key != secrets.identity_key)
+            && !self.exists_row("SELECT EXISTS(SELECT 1 FROM device)", [])?
+        {
+            return Err(StoreError::Validation(KEYS_WOULD_BE_REPLACED.into()));
+        }
+        self.write_secrets(secrets).await?;
         self.run(
             "INSERT OR REPLACE INTO device (id, record) VALUES (1, ?1)",
             [to_json(&scrubbed(device)?)?],

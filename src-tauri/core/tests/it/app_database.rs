@@ -29,7 +29,7 @@ fn database_is_private_in_wal_mode_and_survives_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("app.sqlite3");
     let db = AppDatabase::open(&path).unwrap();
-    assert_eq!(db.schema_version().unwrap(), 1);
+    assert_eq!(db.schema_version().unwrap(), 2);
     let mut d = device("phone-1");
     db.insert_device(&d).unwrap();
     d.state = DeviceState::Offline;
@@ -51,7 +51,7 @@ fn database_is_private_in_wal_mode_and_survives_reopening() {
     drop(db);
 
     let db = AppDatabase::open(&path).unwrap();
-    assert_eq!(db.schema_version().unwrap(), 1, "migrations run once");
+    assert_eq!(db.schema_version().unwrap(), 2, "migrations run once");
     assert_eq!(db.devices().unwrap(), vec![d.clone()]);
     assert_eq!(db.device(&d.id).unwrap(), Some(d));
 }

@@ -12,15 +12,17 @@ use std::sync::Arc;
 use std::time::Duration;
 use wa_device_core::app_db::AppDatabase;
 use wa_device_core::files::DataLayout;
-use wa_device_core::session::store::secret_name;
+use wa_device_core::session::store::{DeviceSecrets, revocation_name, secret_name};
 use wa_device_core::{
     Actor, DeviceId, DeviceService, DeviceState, ErrorCode, KeyringSecretStore, NewDevice,
     SecretStore, ServerEndpoint, ServiceConfig, WipeStep,
 };
 
-const STEPS: [(&str, WipeStep); 6] = [
+const STEPS: [(&str, WipeStep); 8] = [
     ("journaled", WipeStep::Journaled),
     ("unlinked", WipeStep::Unlinked),
+    ("revocation_keys_copied", WipeStep::RevocationKeysCopied),
+    ("revocation_recorded", WipeStep::RevocationRecorded),
     ("secrets_deleted", WipeStep::SecretsDeleted),
     ("device_reset", WipeStep::DeviceReset),
     ("session_files_deleted", WipeStep::SessionFilesDeleted),
@@ -59,11 +61,21 @@ async fn linked_device(data: &std::path::Path, keyring_service: &str) -> DeviceI
     let mut device = db.device(&d.id).unwrap().unwrap();
     device.has_credentials = true;
     device.state = DeviceState::Offline;
-    device.jid = Some("4915112345678:3@s.whatsapp.net".into());
+    device.jid = Some(JID.into());
     device.phone_number = Some("4915112345678".into());
     db.update_device(&device).unwrap();
+    // Keys in the entry's format: a logout that WhatsApp does not confirm
+    // keeps them for a pending revocation.
+    let keys = DeviceSecrets {
+        entry: Some(secret_name(&d.id)),
+        noise_key: vec![1; 64],
+        identity_key: vec![2; 64],
+        signed_pre_key: vec![3; 64],
+        adv_secret_key: vec![4; 32],
+        signed_pre_key_records: Default::default(),
+    };
     KeyringSecretStore::new(keyring_service)
-        .set(&secret_name(&d.id), b"{\"stand-in\":true}")
+        .set(&secret_name(&d.id), &serde_json::to_vec(&keys).unwrap())
         .unwrap();
     for file in &layout.session_files(&d.id)[..3] {
         std::fs::write(file, b"not a database").unwrap();
@@ -135,11 +147,30 @@ async fn kill_during(operation: &str, step: &str) {
     }
     let db = AppDatabase::open(&layout.app_db()).unwrap();
     assert!(db.pending_wipes().unwrap().is_empty());
+    // The unlink could not be confirmed (no server): the link's keys moved to
+    // exactly one pending revocation, whatever step the kill hit.
+    let revocations = service.revocations().unwrap();
+    assert_eq!(
+        revocations
+            .iter()
+            .map(|r| r.jid.as_str())
+            .collect::<Vec<_>>(),
+        vec![JID],
+        "{operation}/{step}"
+    );
+    let kept = keyring.get(&revocation_name(JID)).unwrap();
+    assert!(
+        kept.is_some(),
+        "{operation}/{step}: the link's keys are gone"
+    );
+    keyring.delete(&revocation_name(JID)).unwrap();
 }
+
+const JID: &str = "4915112345678:3@s.whatsapp.net";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_logout_killed_between_any_two_steps_is_finished_at_start_up() {
-    for (step, _) in &STEPS[..5] {
+    for (step, _) in &STEPS[..7] {
         kill_during("logout", step).await;
     }
 }

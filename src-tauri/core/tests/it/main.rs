@@ -11,6 +11,7 @@ mod app_database;
 mod crash;
 mod faults;
 mod keyring_store;
+mod links;
 mod qr;
 mod service_offline;
 mod session_store;

@@ -1284,7 +1284,7 @@ async fn the_database_files_are_private() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_file_that_is_not_a_database_is_an_internal_error() {
+async fn a_file_that_is_not_a_database_is_session_damage_and_left_untouched() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("session.sqlite3");
     let garbage = b"this is not an SQLite database\n".repeat(256);
@@ -1294,7 +1294,7 @@ async fn a_file_that_is_not_a_database_is_an_internal_error() {
         Ok(_) => panic!("opened a file that is not a database"),
         Err(err) => err,
     };
-    assert_eq!(err.code, ErrorCode::Internal, "{err:?}");
+    assert_eq!(err.code, ErrorCode::SessionDamaged, "{err:?}");
     assert_eq!(
         std::fs::read(&path).unwrap(),
         garbage,
