@@ -39,6 +39,28 @@ describe("App shell", () => {
     expect(screen.getByTestId("keyring-banner")).toBeInTheDocument();
   });
 
+  it("shows what the start-up repaired, and nothing when all was well", async () => {
+    const backend = fakeBackend([], {
+      appInfo: () =>
+        Promise.resolve({
+          productName: "WA Device Admin",
+          version: "9.9.9",
+          dataDir: "/tmp/data",
+          warnings: ["The app database could not be read; it was set aside as /tmp/x."],
+        }),
+    });
+    render(AppHarness, { backend });
+    const banner = await screen.findByTestId("startup-warnings");
+    expect(banner).toHaveTextContent("needed repair at start-up");
+    expect(banner).toHaveTextContent("set aside as /tmp/x");
+  });
+
+  it("shows no repair banner after a clean start", async () => {
+    render(AppHarness, { backend: fakeBackend() });
+    expect(await screen.findByText("Version 9.9.9")).toBeInTheDocument();
+    expect(screen.queryByTestId("startup-warnings")).not.toBeInTheDocument();
+  });
+
   it("lists devices with state and reason in words", async () => {
     const banned = device({
       id: "sales",

@@ -2,7 +2,7 @@ import { fireEvent, render, screen, waitFor, within } from "@testing-library/sve
 import { afterEach, describe, expect, it, vi } from "vitest";
 import AppHarness from "../test/AppHarness.svelte";
 import { device, fakeBackend, unlinked } from "../test/fakeBackend";
-import type { QrCode } from "../lib/backend";
+import type { LogoutOutcome, QrCode } from "../lib/backend";
 
 async function openFrom(cardLabel: string, button: string | RegExp) {
   const card = (await screen.findByText(cardLabel)).closest("li") as HTMLElement;
@@ -26,6 +26,9 @@ describe("logout confirmation", () => {
       "Its local session data is deleted.",
       "To use it again you need a new QR code or pairing code.",
     ]);
+    expect(dialog).toHaveTextContent(
+      "If WhatsApp cannot be reached, the device is still reset and the app keeps retrying the unlink in the background.",
+    );
     expect(within(dialog).getByRole("button", { name: "Cancel" })).toHaveFocus();
     const confirm = within(dialog).getByRole("button", { name: "Log out device" });
     expect(confirm).toHaveClass("danger");
@@ -76,11 +79,7 @@ describe("logout confirmation", () => {
   });
 
   it("shows progress, ignores Esc while running, and warns when WhatsApp did not confirm", async () => {
-    let finish: (value: {
-      had_credentials: boolean;
-      unlink_confirmed: boolean;
-      message: string;
-    }) => void = () => {};
+    let finish: (value: LogoutOutcome) => void = () => {};
     const backend = fakeBackend([device({ state: "offline", state_reason: "replaced" })], {
       logout: () => new Promise((resolve) => (finish = resolve)),
     });
@@ -92,9 +91,37 @@ describe("logout confirmation", () => {
     expect(within(dialog).getByRole("button", { name: "Cancel" })).toBeDisabled();
     await fireEvent.keyDown(dialog, { key: "Escape" });
     expect(screen.getByTestId("logout-dialog")).toBeInTheDocument();
-    finish({ had_credentials: true, unlink_confirmed: false, message: "no answer" });
+    finish({
+      had_credentials: true,
+      unlink_confirmed: false,
+      revocation_pending: false,
+      message: "no answer",
+    });
     const toast = await screen.findByText(/did not confirm the unlink/);
     expect(toast).toHaveTextContent("remove it from the phone's Linked devices");
+    expect(toast).not.toHaveTextContent("retrying");
+  });
+
+  it("says the unlink is retried in the background when it is left pending", async () => {
+    const backend = fakeBackend([device({ state: "offline", state_reason: "replaced" })], {
+      logout: () =>
+        Promise.resolve({
+          had_credentials: true,
+          unlink_confirmed: false,
+          revocation_pending: true,
+          message: "pending revocation",
+        }),
+    });
+    render(AppHarness, { backend });
+    await openFrom("Support desk", "Log out…");
+    const dialog = screen.getByTestId("logout-dialog");
+    await fireEvent.click(within(dialog).getByRole("button", { name: "Log out device" }));
+    const toast = await screen.findByText(/did not confirm the unlink/);
+    expect(toast).toHaveTextContent(
+      "Support desk is logged out. WhatsApp did not confirm the unlink yet; the app keeps retrying it in the background",
+    );
+    expect(toast).toHaveTextContent("Pending unlinks");
+    expect(toast).not.toHaveTextContent("remove it from the phone's Linked devices");
   });
 
   it("keeps the dialog open and shows the error with its code", async () => {
@@ -117,6 +144,9 @@ describe("delete confirmation", () => {
     await openFrom("Support desk", "Delete…");
     const dialog = screen.getByTestId("delete-dialog");
     expect(dialog).toHaveTextContent("logged out first");
+    expect(dialog).toHaveTextContent(
+      "If WhatsApp cannot be reached, the device is still deleted and the app keeps retrying the unlink in the background.",
+    );
     expect(within(dialog).getByRole("button", { name: "Cancel" })).toHaveFocus();
   });
 

@@ -13,7 +13,10 @@ import type {
   LogoutOutcome,
   NoticeEvent,
   PairingCode,
+  PendingRevocation,
   QrCode,
+  RevocationRemovedEvent,
+  RevocationTry,
   ServiceError,
 } from "./bindings";
 
@@ -29,6 +32,10 @@ export interface BackendEvents {
   qrCode(qr: QrCode): void;
   pairingCode(code: PairingCode): void;
   notice(notice: NoticeEvent): void;
+  /** A pending revocation was added or tried. */
+  revocationChanged(revocation: PendingRevocation): void;
+  /** A pending revocation ended: unlinked (`completed`) or forgotten. */
+  revocationRemoved(event: RevocationRemovedEvent): void;
   /** Events were missed: reload the device list. */
   resync(): void;
 }
@@ -49,6 +56,12 @@ export interface Backend {
   exportHistoryCsv(id: string): Promise<string>;
   apiStatus(): Promise<ApiStatus>;
   updateApiSettings(update: ApiSettingsUpdate): Promise<ApiStatus>;
+  /** Links whose unlink WhatsApp has not confirmed yet, the next due first. */
+  listRevocations(): Promise<PendingRevocation[]>;
+  /** "Try now": one unlink attempt, its result in words. */
+  retryRevocation(jid: string): Promise<RevocationTry>;
+  /** "Forget without unlinking": deletes the link's keys, stops retrying. */
+  forgetRevocation(jid: string): Promise<null>;
   /** Starts delivering events; resolves once listening, with the function that stops it. */
   subscribe(handlers: BackendEvents): Promise<() => void>;
 }
@@ -84,6 +97,10 @@ async function subscribe(handlers: BackendEvents): Promise<() => void> {
     listen<QrCode>("device://qr-code", (e) => handlers.qrCode(e.payload)),
     listen<PairingCode>("device://pairing-code", (e) => handlers.pairingCode(e.payload)),
     listen<NoticeEvent>("device://notice", (e) => handlers.notice(e.payload)),
+    listen<PendingRevocation>("revocation://changed", (e) => handlers.revocationChanged(e.payload)),
+    listen<RevocationRemovedEvent>("revocation://removed", (e) =>
+      handlers.revocationRemoved(e.payload),
+    ),
     listen<null>("device://resync", () => handlers.resync()),
   ]);
   return () => unlisten.forEach((stop) => stop());
@@ -105,5 +122,8 @@ export const tauriBackend: Backend = {
   exportHistoryCsv: (id) => call<string>("export_history_csv", { id }),
   apiStatus: () => call<ApiStatus>("api_status"),
   updateApiSettings: (update) => call<ApiStatus>("update_api_settings", { update }),
+  listRevocations: () => call<PendingRevocation[]>("list_revocations"),
+  retryRevocation: (jid) => call<RevocationTry>("retry_revocation", { jid }),
+  forgetRevocation: (jid) => call<null>("forget_revocation", { jid }),
   subscribe,
 };

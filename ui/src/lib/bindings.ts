@@ -1,7 +1,12 @@
 // Generated from the Rust types by `make bindings`; do not edit.
 // A test fails when this file and the Rust types disagree.
 
-export type AppInfo = { productName: string, version: string, dataDir: string, };
+export type AppInfo = { productName: string, version: string, dataDir: string, 
+/**
+ * What the start-up found wrong and repaired (a damaged app database,
+ * devices restored from their files); shown as a banner.
+ */
+warnings: Array<string>, };
 
 export type Device = { id: string, label: string, 
 /**
@@ -32,11 +37,11 @@ has_credentials: boolean, created_at: string, last_connected_at: string | null, 
 
 export type DeviceState = "disconnected" | "pairing" | "connecting" | "logged_in" | "offline";
 
-export type StateReason = "created" | "qr_login_requested" | "code_login_requested" | "qr_expired" | "pairing_failed" | "login_cancelled" | "paired" | "connected" | "restoring" | "reconnect_requested" | "connection_lost" | "logged_out" | "removed_from_phone" | "account_locked" | "logged_out_by_whatsapp" | "replaced" | "temporarily_banned" | "client_outdated" | "credentials_lost";
+export type StateReason = "created" | "qr_login_requested" | "code_login_requested" | "qr_expired" | "pairing_failed" | "login_cancelled" | "paired" | "connected" | "restoring" | "reconnect_requested" | "connection_lost" | "logged_out" | "removed_from_phone" | "account_locked" | "logged_out_by_whatsapp" | "replaced" | "temporarily_banned" | "client_outdated" | "credentials_lost" | "session_damaged";
 
 export type ServiceError = { code: ErrorCode, message: string, };
 
-export type ErrorCode = "not_found" | "invalid_id" | "invalid_phone" | "invalid_label" | "already_exists" | "busy" | "no_credentials" | "keyring_unavailable" | "whatsapp_error" | "internal" | "invalid_setting";
+export type ErrorCode = "not_found" | "invalid_id" | "invalid_phone" | "invalid_label" | "already_exists" | "busy" | "no_credentials" | "keyring_unavailable" | "whatsapp_error" | "internal" | "invalid_setting" | "login_cancelled" | "session_damaged";
 
 export type QrCode = { device_id: string, svg: string, expires_at: string, };
 
@@ -52,6 +57,11 @@ had_credentials: boolean,
  */
 unlink_confirmed: boolean, 
 /**
+ * Whether the unlink goes on as a pending revocation (the link's keys
+ * kept for it, see [`PendingRevocation`]).
+ */
+revocation_pending: boolean, 
+/**
  * For the admin: what happened, e.g. that the device may remain in the
  * phone's Linked devices list until removed there.
  */
@@ -63,9 +73,48 @@ export type HistoryEntry = { at: string, device_id: string, action: HistoryActio
  */
 actor: string, outcome: Outcome, detail: string, };
 
-export type HistoryAction = "create" | "rename" | "login_qr" | "login_code" | "cancel_login" | "paired" | "qr_expired" | "pairing_failed" | "reconnect" | "logout" | "delete" | "removed_from_phone" | "account_locked" | "logged_out_by_whatsapp" | "replaced" | "temporarily_banned" | "client_outdated" | "recovered_wipe";
+export type HistoryAction = "create" | "rename" | "login_qr" | "login_code" | "cancel_login" | "paired" | "qr_expired" | "pairing_failed" | "reconnect" | "logout" | "delete" | "removed_from_phone" | "account_locked" | "logged_out_by_whatsapp" | "replaced" | "temporarily_banned" | "client_outdated" | "recovered_wipe" | "session_damaged" | "revocation_pending" | "revocation_attempt" | "revocation_completed" | "revocation_forgotten" | "recovered_device";
 
-export type Outcome = "ok" | "failed";
+export type Outcome = "ok" | "failed" | "cancelled";
+
+export type PendingRevocation = { 
+/**
+ * The companion JID the link was made as.
+ */
+jid: string, 
+/**
+ * The device the link belonged to (it may be linked anew since).
+ */
+device_id: string, phone_number: string | null, 
+/**
+ * When the logout that left it pending ran.
+ */
+since: string, 
+/**
+ * Tries so far, the logout's own included.
+ */
+attempts: number, next_attempt_at: string, 
+/**
+ * What the last try ran into, in words; never a secret.
+ */
+last_error: string | null, };
+
+export type RevocationTry = { jid: string, 
+/**
+ * Whether the revocation ended (unlinked, or the link was gone).
+ */
+completed: boolean, message: string, 
+/**
+ * The revocation as it is now, when it goes on.
+ */
+revocation: PendingRevocation | null, };
+
+export type RevocationRemovedEvent = { jid: string, 
+/**
+ * `true`: WhatsApp confirmed the unlink (or the link was gone);
+ * `false`: an admin forgot it without unlinking.
+ */
+completed: boolean, };
 
 export type DeviceRemovedEvent = { device_id: string, };
 

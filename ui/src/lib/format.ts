@@ -1,5 +1,5 @@
 // Words for what the backend reports: states, reasons, errors, times.
-import type { BackendError, Device, DeviceState, StateReason } from "./backend";
+import type { BackendError, Device, DeviceState, Outcome, StateReason } from "./backend";
 
 export const STATES: DeviceState[] = [
   "logged_in",
@@ -37,6 +37,14 @@ export function dateTime(iso: string | null): string {
   return dateTimeFormat.format(new Date(iso));
 }
 
+/** A time to come: the clock time when it is today, else the date too;
+ * "due now" once it has passed. */
+export function upcomingTime(iso: string, now: number = Date.now()): string {
+  const at = new Date(iso);
+  if (at.getTime() <= now) return "due now";
+  return at.toDateString() === new Date(now).toDateString() ? clockTime(iso) : dateTime(iso);
+}
+
 const reasonText: Record<StateReason, string> = {
   created: "New, not linked yet",
   qr_login_requested: "Waiting for the QR code to be scanned",
@@ -57,6 +65,7 @@ const reasonText: Record<StateReason, string> = {
   temporarily_banned: "Temporarily banned",
   client_outdated: "This app's WhatsApp version is outdated",
   credentials_lost: "Credentials missing or unusable",
+  session_damaged: "Session data damaged; keys kept, log out to unlink",
 };
 
 /** Why the device is in its state, with the times that matter. */
@@ -87,7 +96,15 @@ const errorText: Record<BackendError["code"], string> = {
   whatsapp_error: "WhatsApp error",
   internal: "Internal error",
   invalid_setting: "Invalid setting",
+  login_cancelled: "Login cancelled",
+  session_damaged: "Session data damaged",
   ipc: "App error",
+};
+
+export const outcomeWords: Record<Outcome, string> = {
+  ok: "OK",
+  failed: "Failed",
+  cancelled: "Cancelled",
 };
 
 /** The error in words, its message, and its stable code. */

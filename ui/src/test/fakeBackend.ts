@@ -1,7 +1,7 @@
 // A backend for component tests: every command is a `vi.fn` with a sensible
 // default, and `emit` plays the shell's events.
 import { vi } from "vitest";
-import type { Backend, BackendEvents, Device } from "../lib/backend";
+import type { Backend, BackendEvents, Device, PendingRevocation } from "../lib/backend";
 
 export function device(overrides: Partial<Device> = {}): Device {
   return {
@@ -36,16 +36,39 @@ export function unlinked(overrides: Partial<Device> = {}): Device {
   });
 }
 
+/** A link whose unlink WhatsApp has not confirmed yet. */
+export function revocation(overrides: Partial<PendingRevocation> = {}): PendingRevocation {
+  return {
+    jid: "4915112345678:3@s.whatsapp.net",
+    device_id: "support-1",
+    phone_number: "4915112345678",
+    since: "2026-11-24T09:30:00Z",
+    attempts: 1,
+    next_attempt_at: "2026-11-24T09:31:00Z",
+    last_error: "WhatsApp did not confirm the logout's unlink",
+    ...overrides,
+  };
+}
+
 export type FakeBackend = { [K in keyof Backend]: ReturnType<typeof vi.fn> & Backend[K] } & {
   emit: BackendEvents;
 };
 
-export function fakeBackend(devices: Device[] = [], overrides: Partial<Backend> = {}): FakeBackend {
+export function fakeBackend(
+  devices: Device[] = [],
+  overrides: Partial<Backend> = {},
+  revocations: PendingRevocation[] = [],
+): FakeBackend {
   let handlers: BackendEvents | null = null;
   const never = () => new Promise<never>(() => {});
   const base: Backend = {
     appInfo: () =>
-      Promise.resolve({ productName: "WA Device Admin", version: "9.9.9", dataDir: "/tmp/data" }),
+      Promise.resolve({
+        productName: "WA Device Admin",
+        version: "9.9.9",
+        dataDir: "/tmp/data",
+        warnings: [],
+      }),
     listDevices: () => Promise.resolve(devices),
     getDevice: (id) => Promise.resolve(devices.find((d) => d.id === id) as Device),
     createDevice: (id, label) =>
@@ -56,9 +79,19 @@ export function fakeBackend(devices: Device[] = [], overrides: Partial<Backend> 
     cancelLogin: (id) => Promise.resolve(devices.find((d) => d.id === id) as Device),
     reconnect: (id) => Promise.resolve(devices.find((d) => d.id === id) as Device),
     logout: () =>
-      Promise.resolve({ had_credentials: true, unlink_confirmed: true, message: "logged out" }),
+      Promise.resolve({
+        had_credentials: true,
+        unlink_confirmed: true,
+        revocation_pending: false,
+        message: "logged out",
+      }),
     deleteDevice: () =>
-      Promise.resolve({ had_credentials: false, unlink_confirmed: false, message: "deleted" }),
+      Promise.resolve({
+        had_credentials: false,
+        unlink_confirmed: false,
+        revocation_pending: false,
+        message: "deleted",
+      }),
     history: () => Promise.resolve([]),
     exportHistoryCsv: () => Promise.resolve("at,device_id\n"),
     apiStatus: () =>
@@ -77,6 +110,9 @@ export function fakeBackend(devices: Device[] = [], overrides: Partial<Backend> 
         serving_at: update.enabled ? `http://${update.listen}` : null,
         problem: null,
       }),
+    listRevocations: () => Promise.resolve(revocations),
+    retryRevocation: never,
+    forgetRevocation: () => Promise.resolve(null),
     subscribe: (h) => {
       handlers = h;
       return Promise.resolve(() => (handlers = null));
@@ -98,6 +134,8 @@ export function fakeBackend(devices: Device[] = [], overrides: Partial<Backend> 
     qrCode: forward("qrCode"),
     pairingCode: forward("pairingCode"),
     notice: forward("notice"),
+    revocationChanged: forward("revocationChanged"),
+    revocationRemoved: forward("revocationRemoved"),
     resync: forward("resync"),
   };
   return fake;
