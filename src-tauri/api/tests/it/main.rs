@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod auth;
+mod chaos;
 mod concurrency;
 mod devices;
 mod limits;
@@ -17,5 +18,4 @@ mod support;
 #[path = "../../../core/tests/it/qr.rs"]
 mod qr;
 #[path = "../../../core/tests/it/test_keyring.rs"]
-#[allow(dead_code)] // `rand_u64` serves only the core's crash tests.
 mod test_keyring;

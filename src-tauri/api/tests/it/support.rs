@@ -6,7 +6,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use wa_device_api::{ApiConfig, ApiServer, RunningApi, parse_credentials};
-use wa_device_core::{DeviceService, SecretStore, ServerEndpoint, ServiceConfig};
+use wa_device_core::{DeviceService, RetryPolicy, SecretStore, ServerEndpoint, ServiceConfig};
 use wa_sim::{SimConfig, Simulator};
 
 pub const USER: &str = "alice";
@@ -21,6 +21,7 @@ pub use crate::test_keyring::test_keyring;
 pub struct Rig {
     pub sim: Simulator,
     pub _dir: tempfile::TempDir,
+    pub secrets: Arc<dyn SecretStore>,
     pub service: DeviceService,
     pub api: Option<RunningApi>,
     pub base: String,
@@ -64,10 +65,16 @@ impl Rig {
         let sim = Simulator::new(sim_config);
         let dir = tempfile::tempdir().unwrap();
         let secrets: Arc<dyn SecretStore> = Arc::new(test_keyring());
-        let mut config = ServiceConfig::new(dir.path().join("data"), secrets);
+        let mut config = ServiceConfig::new(dir.path().join("data"), Arc::clone(&secrets));
         config.server = ServerEndpoint::Transport(Arc::new(sim.transport_factory()));
         config.client_time_factor = 10;
         config.unlink_timeout = Duration::from_secs(3);
+        config.revocation_retry = RetryPolicy {
+            base: Duration::from_millis(300),
+            max: Duration::from_secs(1),
+            jitter: 0.2,
+            stable_after: Duration::ZERO,
+        };
         let service = DeviceService::open(config).await.unwrap();
         let mut api_config = ApiConfig::new(
             parse_credentials(&[format!("{USER}:{PASSWORD},{OTHER_USER}:{OTHER_PASSWORD}")])
@@ -80,6 +87,7 @@ impl Rig {
         Rig {
             sim,
             _dir: dir,
+            secrets,
             service,
             api: Some(api),
             base,
@@ -88,6 +96,10 @@ impl Rig {
                 .build()
                 .unwrap(),
         }
+    }
+
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self._dir.path().join("data")
     }
 
     pub fn url(&self, path: &str) -> String {
