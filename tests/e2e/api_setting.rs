@@ -2,11 +2,10 @@
 //! the open app answers the API, and what a script does through it shows up
 //! live in the window.
 
-use std::net::TcpListener;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::harness::AppSession;
+use crate::harness::{AppSession, free_port};
 
 const STEP_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -20,13 +19,6 @@ fn curl(args: &[&str]) -> (u16, String) {
     let text = String::from_utf8_lossy(&output.stdout).into_owned();
     let (body, status) = text.rsplit_once('\n').unwrap_or(("", "0"));
     (status.trim().parse().unwrap_or(0), body.to_owned())
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
 }
 
 #[tokio::test]

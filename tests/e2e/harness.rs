@@ -305,11 +305,30 @@ fn log_file(dir: &Path) -> Stdio {
         .unwrap_or_else(|_| Stdio::null())
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("find a free loopback port")
+/// A loopback port for a server this test starts (tauri-driver, the app's
+/// REST API), free when checked.
+///
+/// Not a port from binding port 0: those come from the kernel's ephemeral
+/// range (32768-60999 on Linux), where every other test's `bind(:0)` and
+/// outgoing connection draws too, so one could take the port between this
+/// check and the server's own bind (a WebDriver session then fails to open).
+/// Ports below that range are only ever taken on request; each test
+/// process gets a block of its own, chosen by its pid.
+pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    const FIRST: u16 = 20_000;
+    const BLOCK: u16 = 12;
+    const BLOCKS: u16 = 1_000;
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let block = (std::process::id() % u32::from(BLOCKS)) as u16;
+    for _ in 0..BLOCK * 4 {
+        let offset = NEXT.fetch_add(1, Ordering::Relaxed) % BLOCK;
+        let port = FIRST + block * BLOCK + offset;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in this test's block");
 }
 
 fn wait_for_port(port: u16, timeout: Duration) {
