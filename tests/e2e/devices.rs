@@ -342,6 +342,82 @@ async fn keyring_banner(theme: &str) {
     server.endpoints.shutdown().await;
 }
 
+/// A logout that WhatsApp refuses resets the device all the same and shows
+/// the link as a pending unlink; "Try now" ends it once WhatsApp takes it.
+async fn refused_logout_becomes_a_pending_unlink(theme: &str) {
+    let server = LoopbackSimulator::start().await;
+    let app = server.app(theme).await;
+    let id = &format!("refused-{theme}");
+    add_device(&app, id, "Refused", theme, false).await;
+    app.click_button(&card(id), "Log in with QR").await;
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    let payload = loop {
+        let png = app.client.screenshot().await.expect("take a screenshot");
+        if let Some(payload) = screen_qr::decode(&png) {
+            break payload;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no readable QR code on the screen"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let phone = server.sim.phone(&format!(
+        "1555000{}",
+        if theme == "dark" { 2222 } else { 3333 }
+    ));
+    let jid = phone
+        .scan(&payload)
+        .await
+        .expect("the phone links the device");
+    app.wait_for_text(&format!("{} .state", card(id)), "Logged in", LINK_TIMEOUT)
+        .await;
+
+    server.sim.set_logout_reply(wa_sim::LogoutReply::Error);
+    app.click_button(&card(id), "Log out…").await;
+    let dialog = "[data-testid=logout-dialog]";
+    app.wait_for_text(dialog, "keeps retrying the unlink", STEP_TIMEOUT)
+        .await;
+    app.type_into(&format!("{dialog} input[name=confirm]"), "Refused")
+        .await;
+    app.click_button(dialog, "Log out device").await;
+    app.wait_until_gone(dialog, STEP_TIMEOUT).await;
+    app.wait_for_text(
+        &format!("{} .state", card(id)),
+        "Disconnected",
+        STEP_TIMEOUT,
+    )
+    .await;
+    let panel = "[data-testid=revocations-panel]";
+    app.wait_for_text(panel, &jid.to_string(), STEP_TIMEOUT)
+        .await;
+    app.wait_for_text(panel, "Pending unlinks (1)", STEP_TIMEOUT)
+        .await;
+    app.screenshot(&format!("pending-unlink-{theme}")).await;
+    assert_eq!(phone.linked_devices().len(), 1, "still linked at the phone");
+    assert!(!keyring_has_entry(id), "the device's own entry is gone");
+
+    server.sim.set_logout_reply(wa_sim::LogoutReply::Ok);
+    app.click_on(&format!("{panel} tr[data-jid='{jid}'] button"))
+        .await;
+    app.wait_until_gone(panel, LINK_TIMEOUT).await;
+    app.wait_for_text(".toasts", "WhatsApp confirmed the unlink of", STEP_TIMEOUT)
+        .await;
+    assert!(phone.linked_devices().is_empty(), "the link is gone");
+    app.close().await;
+    server.endpoints.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_logout_becomes_a_pending_unlink_light() {
+    refused_logout_becomes_a_pending_unlink("light").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_logout_becomes_a_pending_unlink_dark() {
+    refused_logout_becomes_a_pending_unlink("dark").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn qr_login_then_logout_through_the_dialog_light() {
     qr_login_and_logout("light").await;
