@@ -79,7 +79,10 @@ impl ApiSetting {
     ) -> ApiSetting {
         ApiSetting {
             file: data_dir.join("api-settings.json"),
-            credentials: KeyringCredentialStore::new(secrets),
+            credentials: KeyringCredentialStore::new(
+                secrets,
+                service.keyring_names().api_password(),
+            ),
             service,
             running: tokio::sync::Mutex::new(None),
             problem: Mutex::new(None),

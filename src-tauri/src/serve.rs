@@ -8,6 +8,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use wa_device_api::{ApiConfig, ApiServer, Credential, KeyringCredentialStore, parse_credentials};
+use wa_device_core::files::DataLayout;
+use wa_device_core::secrets::KeyringNames;
 use wa_device_core::{DeviceService, KeyringSecretStore, SecretStore};
 
 use crate::cli::{Cli, ServeArgs};
@@ -16,7 +18,24 @@ use crate::{KEYRING_SERVICE, data_dir, service_config};
 /// Runs `serve` to completion and returns the process status.
 pub fn run(cli: &Cli, args: &ServeArgs) -> ExitCode {
     let keyring: Arc<dyn SecretStore> = Arc::new(KeyringSecretStore::new(KEYRING_SERVICE));
-    let store = KeyringCredentialStore::new(Arc::clone(&keyring));
+    let data_dir = match cli.data_dir.clone().or_else(default_data_dir) {
+        Some(dir) => dir,
+        None => return fail("cannot find the app-data folder; pass --data-dir"),
+    };
+    if let Err(err) = data_dir::prepare(&data_dir) {
+        return fail(&format!("cannot prepare {}: {err}", data_dir.display()));
+    }
+    // The password entry is named under the folder's keyring scope, like
+    // every entry of the folder.
+    let names = match KeyringNames::for_folder(&DataLayout::new(data_dir.clone())) {
+        Ok(names) => names,
+        Err(err) => {
+            return fail(&format!(
+                "cannot read the data folder's keyring scope: {err}"
+            ));
+        }
+    };
+    let store = KeyringCredentialStore::new(Arc::clone(&keyring), names.api_password());
     if args.set_password {
         return match set_password(&store, &args.user) {
             Ok(()) => {
@@ -33,13 +52,6 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> ExitCode {
         Ok(credentials) => credentials,
         Err(message) => return fail(&message),
     };
-    let data_dir = match cli.data_dir.clone().or_else(default_data_dir) {
-        Some(dir) => dir,
-        None => return fail("cannot find the app-data folder; pass --data-dir"),
-    };
-    if let Err(err) = data_dir::prepare(&data_dir) {
-        return fail(&format!("cannot prepare {}: {err}", data_dir.display()));
-    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

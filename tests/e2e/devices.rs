@@ -49,9 +49,13 @@ impl LoopbackSimulator {
     }
 }
 
-/// The keyring's entry for a device, through `secret-tool` (libsecret), not
-/// through the app's own code.
-fn keyring_has_entry(device_id: &str) -> bool {
+/// The keyring's entry for a device of the app's data folder, through
+/// `secret-tool` (libsecret), not through the app's own code. Entries are
+/// named under the folder's keyring scope (the file `keyring-scope`).
+fn keyring_has_entry(app: &AppSession, device_id: &str) -> bool {
+    let scope = std::fs::read_to_string(app.data_dir.join("keyring-scope"))
+        .expect("the app created its folder's keyring scope");
+    let name = format!("{}/device/{device_id}", scope.trim());
     let output = Command::new("secret-tool")
         .args([
             "search",
@@ -59,13 +63,13 @@ fn keyring_has_entry(device_id: &str) -> bool {
             "service",
             KEYRING_SERVICE,
             "username",
-            &format!("device/{device_id}"),
+            &name,
         ])
         .output()
         .expect("run secret-tool (libsecret-tools)");
     let listing = String::from_utf8_lossy(&output.stdout).into_owned()
         + &String::from_utf8_lossy(&output.stderr);
-    listing.contains(&format!("device/{device_id}"))
+    listing.contains(&name)
 }
 
 async fn assert_theme(app: &AppSession, theme: &str) {
@@ -154,7 +158,7 @@ async fn qr_login_and_logout(theme: &str) {
         .await;
     app.screenshot(&format!("device-list-{theme}")).await;
     assert!(
-        keyring_has_entry(id),
+        keyring_has_entry(&app, id),
         "linking stored the device's keyring entry"
     );
     assert_eq!(phone.linked_devices().len(), 1);
@@ -208,7 +212,7 @@ async fn qr_login_and_logout(theme: &str) {
         "the simulator recorded the unlink"
     );
     assert!(
-        !keyring_has_entry(id),
+        !keyring_has_entry(&app, id),
         "the keyring holds nothing for the device"
     );
     app.close().await;
@@ -283,7 +287,10 @@ async fn code_login_removal_reconnect_delete(theme: &str) {
     app.wait_for_text(".toasts", "Removed from the phone", STEP_TIMEOUT)
         .await;
     app.screenshot(&format!("notice-{theme}")).await;
-    assert!(!keyring_has_entry(id), "a removed device keeps no secrets");
+    assert!(
+        !keyring_has_entry(&app, id),
+        "a removed device keeps no secrets"
+    );
 
     app.click_button(&card(id), "Delete…").await;
     app.wait_for_text(
@@ -395,7 +402,10 @@ async fn refused_logout_becomes_a_pending_unlink(theme: &str) {
         .await;
     app.screenshot(&format!("pending-unlink-{theme}")).await;
     assert_eq!(phone.linked_devices().len(), 1, "still linked at the phone");
-    assert!(!keyring_has_entry(id), "the device's own entry is gone");
+    assert!(
+        !keyring_has_entry(&app, id),
+        "the device's own entry is gone"
+    );
 
     server.sim.set_logout_reply(wa_sim::LogoutReply::Ok);
     app.click_on(&format!("{panel} tr[data-jid='{jid}'] button"))

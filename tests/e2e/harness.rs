@@ -78,6 +78,11 @@ impl AppSession {
             .spawn()
             .expect("start tauri-driver (installed by `make test-deps`)");
         wait_for_port(port, Duration::from_secs(20));
+        // tauri-driver starts WebKitWebDriver on the native port and takes
+        // connections before that one listens; a session opened before then
+        // is dropped unanswered (seen when the suite starts on a busy
+        // machine). Both must listen.
+        wait_for_port(native_port, Duration::from_secs(20));
 
         let mut args = vec!["--data-dir".to_owned(), data_dir.display().to_string()];
         args.extend(launch.args.iter().cloned());

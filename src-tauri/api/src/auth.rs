@@ -17,9 +17,9 @@ use crate::response::ApiError;
 /// The realm announced in `WWW-Authenticate`.
 pub const REALM: &str = "WA Device Admin";
 
-/// Name of the keyring entry that holds the API's `user:password` pair, under
-/// the shell's keyring service.
-pub const KEYRING_ENTRY: &str = "api/basic-auth";
+/// Name of the keyring entry that held the API's `user:password` pair before
+/// entries were scoped by data folder; read once, as a fallback.
+pub const KEYRING_ENTRY: &str = wa_device_core::secrets::UNSCOPED_API_PASSWORD;
 
 /// The user name paired with a password set through the keyring when none is
 /// given.
@@ -195,48 +195,56 @@ pub async fn require_basic_auth(
     }
 }
 
-/// The API's `user:password` pair kept in the OS keyring (entry
-/// [`KEYRING_ENTRY`]), for admins who prefer not to pass it on the command
-/// line or in the environment.
+/// The API's `user:password` pair kept in the OS keyring, under the data
+/// folder's scope (`KeyringNames::api_password`), for admins who prefer not
+/// to pass it on the command line or in the environment.
 #[derive(Clone)]
 pub struct KeyringCredentialStore {
     store: Arc<dyn SecretStore>,
+    entry: String,
 }
 
 impl KeyringCredentialStore {
-    /// `store` is the shell's keyring (`KeyringSecretStore::new(KEYRING_SERVICE)`).
-    pub fn new(store: Arc<dyn SecretStore>) -> KeyringCredentialStore {
-        KeyringCredentialStore { store }
+    /// `store` is the shell's keyring, `entry` the folder's
+    /// `KeyringNames::api_password()`.
+    pub fn new(store: Arc<dyn SecretStore>, entry: String) -> KeyringCredentialStore {
+        KeyringCredentialStore { store, entry }
     }
 
-    /// The stored pair, if one is set.
+    /// The stored pair, if one is set. A pair stored before entries were
+    /// scoped by data folder ([`KEYRING_ENTRY`]) is copied under the scope
+    /// on first use; the old entry stays for the folders that still read it.
     pub fn load(&self) -> Result<Option<Credential>, ServiceError> {
-        let Some(bytes) = self.store.get(KEYRING_ENTRY)? else {
-            return Ok(None);
+        let bytes = match self.store.get(&self.entry)? {
+            Some(bytes) => bytes,
+            None => match self.store.get(KEYRING_ENTRY)? {
+                Some(bytes) => {
+                    self.store.set(&self.entry, &bytes)?;
+                    bytes
+                }
+                None => return Ok(None),
+            },
         };
         let text = String::from_utf8(bytes).map_err(|_| {
             ServiceError::new(
                 ErrorCode::Internal,
-                format!("the keyring entry {KEYRING_ENTRY} is not UTF-8; set the password again"),
+                "the keyring entry of the API password is not UTF-8; set the password again",
             )
         })?;
         Credential::parse(&text).map(Some).map_err(|_| {
             ServiceError::new(
                 ErrorCode::Internal,
-                format!(
-                    "the keyring entry {KEYRING_ENTRY} is not a user:password pair; set the password again"
-                ),
+                "the keyring entry of the API password is not a user:password pair; set the password again",
             )
         })
     }
 
     pub fn save(&self, credential: &Credential) -> Result<(), ServiceError> {
-        self.store
-            .set(KEYRING_ENTRY, credential.joined().as_bytes())
+        self.store.set(&self.entry, credential.joined().as_bytes())
     }
 
     pub fn clear(&self) -> Result<(), ServiceError> {
-        self.store.delete(KEYRING_ENTRY)
+        self.store.delete(&self.entry)
     }
 }
 

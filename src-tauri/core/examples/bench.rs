@@ -252,15 +252,17 @@ async fn measure_restore(
     // `shutdown` stopped every session, and stopping closes the session's
     // store (a checkpoint), so none closes while the restore is timed.
     // Where restore time goes: one keyring read per device (D-Bus to the
-    // Secret Service), measured on its own.
+    // Secret Service), measured on its own. Entries are named under the
+    // folder's keyring scope.
+    let names = wa_device_core::secrets::KeyringNames::of_folder(
+        &wa_device_core::files::DataLayout::new(data.to_path_buf()),
+    )
+    .unwrap()
+    .expect("the service created the folder's keyring scope");
     let sample: Vec<String> = ids
         .iter()
         .take(50)
-        .map(|id| {
-            wa_device_core::session::store::secret_name(
-                &wa_device_core::DeviceId::parse(id).unwrap(),
-            )
-        })
+        .map(|id| names.device(&wa_device_core::DeviceId::parse(id).unwrap()))
         .collect();
     let keyring_started = Instant::now();
     for name in &sample {
@@ -326,9 +328,7 @@ async fn measure_restore(
     }
     // The keyring entries go; the data folder goes with the temporary dir.
     for id in &ids {
-        let _ = secrets.delete(&wa_device_core::session::store::secret_name(
-            &wa_device_core::DeviceId::parse(id).unwrap(),
-        ));
+        let _ = secrets.delete(&names.device(&wa_device_core::DeviceId::parse(id).unwrap()));
     }
     first_rss_kib.unwrap_or(0)
 }

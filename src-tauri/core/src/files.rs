@@ -79,6 +79,11 @@ impl DataLayout {
         }
     }
 
+    /// The folder's keyring scope (see [`crate::secrets::KeyringNames`]).
+    pub fn keyring_scope_file(&self) -> PathBuf {
+        self.root.join("keyring-scope")
+    }
+
     pub fn app_db(&self) -> PathBuf {
         self.root.join("app.sqlite3")
     }

@@ -10,6 +10,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 mod batch;
+mod names;
+
+pub use names::{KeyringNames, UNSCOPED_API_PASSWORD, unscoped_device_entry};
 
 /// A store of named secrets.
 pub trait SecretStore: Send + Sync + 'static {

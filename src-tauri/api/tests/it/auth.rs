@@ -143,19 +143,21 @@ async fn the_server_refuses_to_start_without_credentials_or_on_a_remote_address(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pair_stored_in_the_keyring_authenticates() {
     let keyring: Arc<dyn SecretStore> = Arc::new(test_keyring());
-    let store = KeyringCredentialStore::new(Arc::clone(&keyring));
+    let entry = "0123456789abcdef/api/basic-auth".to_owned();
+    let store = KeyringCredentialStore::new(Arc::clone(&keyring), entry.clone());
     assert_eq!(store.load().unwrap(), None);
     store
         .save(&Credential::new("admin", "from the keyring").unwrap())
         .unwrap();
     let loaded = store.load().unwrap().unwrap();
     assert_eq!(loaded.user(), "admin");
-    // Stored under the documented entry name.
+    // Stored under the folder's entry name, not the unscoped one.
+    assert!(keyring.get(&entry).unwrap().is_some());
     assert!(
         keyring
             .get(wa_device_api::auth::KEYRING_ENTRY)
             .unwrap()
-            .is_some()
+            .is_none()
     );
 
     let (_dir, service) = offline_service().await;

@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use reqwest::Method;
 use wa_device_core::files::DataLayout;
-use wa_device_core::session::store::secret_name;
 use wa_device_core::{DeviceId, HistoryAction, Outcome};
 
 use crate::support::{Rig, qr_payload};
@@ -236,7 +235,11 @@ async fn thirty_two_clients_on_six_ids_leave_no_companion_the_app_does_not_hold(
             continue;
         }
         let id = DeviceId::parse(device.id.as_str()).unwrap();
-        let has_keys = rig.secrets.get(&secret_name(&id)).unwrap().is_some();
+        let has_keys = rig
+            .secrets
+            .get(&rig.service.keyring_names().device(&id))
+            .unwrap()
+            .is_some();
         let has_files = layout.has_session_files(&id);
         assert_eq!(
             has_keys, device.has_credentials,

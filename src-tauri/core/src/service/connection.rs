@@ -5,7 +5,7 @@ use super::{DeviceService, ServiceCore};
 use crate::app_db::now;
 use crate::error::{ErrorCode, Result, ServiceError};
 use crate::model::{Actor, Device, DeviceId, DeviceState, HistoryAction, Outcome, StateReason};
-use crate::session::store::{SessionStore, secret_name};
+use crate::session::store::SessionStore;
 use crate::session::{
     LiveSession, SessionEvents, SessionPurpose, SessionSecrets, SessionSignal, StoreSource,
 };
@@ -62,7 +62,7 @@ impl ServiceCore {
         let (tx, rx) = mpsc::unbounded_channel();
         let store = match opened_store {
             Some(store) => StoreSource::Opened(store),
-            None => StoreSource::DataFolder(&self.layout),
+            None => StoreSource::DataFolder(&self.layout, self.names.device(id)),
         };
         let session = LiveSession::start(
             id,
@@ -92,7 +92,7 @@ impl ServiceCore {
     ) -> Result<Device> {
         // Credentials that are gone (keyring entry deleted behind our back)
         // must not silently turn into a fresh pairing.
-        let name = secret_name(&device.id);
+        let name = self.names.device(&device.id);
         let prefetched = self.prefetch().entries.remove(&name);
         let secret = match prefetched {
             Some(secret) => Some(secret),
@@ -122,10 +122,10 @@ impl ServiceCore {
         // that can still end the link must stay (see `session_damaged`).
         let store = match opened_store {
             Some(store) => Ok(store),
-            None => SessionStore::open(
+            None => SessionStore::open_named(
                 &self.layout.session_db(&device.id),
                 Arc::clone(&self.secrets),
-                &device.id,
+                self.names.device(&device.id),
             )
             .map(Arc::new),
         };
@@ -297,7 +297,11 @@ impl ServiceCore {
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
-        let awaited = self.prefetch().awaited.get(&secret_name(&id)).cloned();
+        let awaited = self
+            .prefetch()
+            .awaited
+            .get(&self.names.device(&id))
+            .cloned();
         if let Some(entry_read) = awaited {
             entry_read.notified().await;
         }

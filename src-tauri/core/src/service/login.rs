@@ -282,8 +282,11 @@ impl ServiceCore {
             format!("linked as {jid} while the login was ending; the link is ended now"),
         );
         // The library may not have written the JID to the store yet.
-        let store =
-            SessionStore::open(&self.layout.session_db(&id), Arc::clone(&self.secrets), &id)?;
+        let store = SessionStore::open_named(
+            &self.layout.session_db(&id),
+            Arc::clone(&self.secrets),
+            self.names.device(&id),
+        )?;
         let prepared = store.ensure_linked_as(jid).await;
         store.close();
         prepared?;

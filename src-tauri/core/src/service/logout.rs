@@ -10,7 +10,7 @@ use crate::model::{
     StateReason,
 };
 use crate::session::SessionPurpose;
-use crate::session::store::{SessionStore, secret_name};
+use crate::session::store::SessionStore;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -171,7 +171,7 @@ impl ServiceCore {
 
     /// Fails with `keyring_unavailable` unless the keyring answers now.
     pub(super) async fn probe_keyring(&self, id: &DeviceId) -> Result<bool> {
-        let name = secret_name(id);
+        let name = self.names.device(id);
         self.keyring(move |s| s.get(&name).map(|v| v.is_some()))
             .await
     }
@@ -183,7 +183,9 @@ impl ServiceCore {
         if !path.exists() {
             return None;
         }
-        let store = SessionStore::open(&path, Arc::clone(&self.secrets), id).ok()?;
+        let store =
+            SessionStore::open_named(&path, Arc::clone(&self.secrets), self.names.device(id))
+                .ok()?;
         let jid = store.linked_jid().ok().flatten();
         store.close();
         jid
@@ -201,10 +203,10 @@ impl ServiceCore {
                 ServiceError::internal("the device's JID is unknown; its link cannot be ended")
             })?;
         self.layout.remove_session_files(&device.id)?;
-        let store = SessionStore::open(
+        let store = SessionStore::open_named(
             &self.layout.session_db(&device.id),
             Arc::clone(&self.secrets),
-            &device.id,
+            self.names.device(&device.id),
         )?;
         let rebuilt = store.ensure_linked_as(jid).await;
         store.close();
@@ -213,7 +215,7 @@ impl ServiceCore {
 
     /// Deletes a device's keyring entry and session files.
     pub(super) async fn wipe_local(&self, id: &DeviceId) -> Result<()> {
-        let name = secret_name(id);
+        let name = self.names.device(id);
         self.prefetch().forget(&name);
         self.keyring(move |s| s.delete(&name)).await?;
         self.layout.remove_session_files(id)
@@ -370,7 +372,7 @@ impl ServiceCore {
             Some(device) if !wipe.unlink_confirmed => self.keep_for_revocation(&device).await?,
             _ => false,
         };
-        let name = secret_name(id);
+        let name = self.names.device(id);
         self.prefetch().forget(&name);
         self.keyring(move |s| s.delete(&name)).await?;
         self.report_wipe_step(id, WipeStep::SecretsDeleted);

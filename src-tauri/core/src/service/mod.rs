@@ -27,6 +27,7 @@
 mod config;
 mod connection;
 mod device_lock;
+mod keyring_scope;
 mod login;
 mod logout;
 mod reconcile;
@@ -45,7 +46,7 @@ use crate::model::{
     Actor, Device, DeviceId, DeviceState, HistoryAction, HistoryEntry, NewDevice, Outcome,
     ServiceEvent, StateReason, normalize_label,
 };
-use crate::secrets::SecretStore;
+use crate::secrets::{KeyringNames, SecretStore};
 use crate::session::SessionSettings;
 use device_lock::{DeviceGuard, DeviceLocks};
 use restore::KeyringPrefetch;
@@ -57,6 +58,8 @@ use tokio::sync::{Semaphore, broadcast};
 struct ServiceCore {
     db: AppDatabase,
     layout: DataLayout,
+    /// The names of this folder's keyring entries.
+    names: KeyringNames,
     secrets: Arc<dyn SecretStore>,
     sessions: SessionSettings,
     unlink_timeout: Duration,
@@ -105,6 +108,7 @@ impl DeviceService {
         let layout = DataLayout::new(config.data_dir.clone());
         let folder_lock = layout.lock_exclusively()?;
         create_private_dir(&layout.sessions_dir())?;
+        let names = KeyringNames::for_folder(&layout)?;
         let opened = reconcile::open_app_database(&layout)?;
         for warning in &opened.warnings {
             eprintln!("wa-device-admin: warning: {warning}");
@@ -114,6 +118,7 @@ impl DeviceService {
             inner: Arc::new(ServiceCore {
                 db: opened.db,
                 layout,
+                names,
                 secrets: config.secret_store,
                 sessions: SessionSettings {
                     server: config.server,
@@ -137,6 +142,7 @@ impl DeviceService {
                 startup_warnings: Mutex::new(opened.warnings),
             }),
         };
+        service.scope_old_entries().await;
         service.recover().await?;
         service.reconcile(opened.lost).await?;
         if config.restore_on_open {
@@ -149,6 +155,12 @@ impl DeviceService {
     /// Events for the shell to forward.
     pub fn subscribe(&self) -> broadcast::Receiver<ServiceEvent> {
         self.inner.events.subscribe()
+    }
+
+    /// The names of this folder's keyring entries (the shell names the REST
+    /// API's password entry with them).
+    pub fn keyring_names(&self) -> &KeyringNames {
+        &self.inner.names
     }
 
     pub fn data_dir(&self) -> &std::path::Path {

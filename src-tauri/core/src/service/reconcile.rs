@@ -26,9 +26,7 @@ use crate::lifecycle::LinkedIdentity;
 use crate::model::{
     Actor, Device, DeviceId, DeviceState, HistoryAction, Outcome, PendingRevocation, StateReason,
 };
-use crate::session::store::{
-    REVOCATION_NAME_PREFIX, SECRET_NAME_PREFIX, secret_entry_name, secret_name,
-};
+use crate::session::store::secret_entry_name;
 use std::collections::HashSet;
 
 /// The app database as found at start-up.
@@ -105,14 +103,15 @@ impl DeviceService {
             .map(|id| (id, true))
             .collect();
         if lost {
+            let prefix = core.names.device_prefix();
             let read = core
-                .keyring(|s| s.get_all(SECRET_NAME_PREFIX, &secret_entry_name))
+                .keyring(move |s| s.get_all(&prefix, &secret_entry_name))
                 .await;
             match read {
                 Ok(entries) => {
                     for name in entries.keys() {
                         if let Some(id) = name
-                            .strip_prefix(SECRET_NAME_PREFIX)
+                            .strip_prefix(core.names.device_prefix().as_str())
                             .and_then(|id| DeviceId::parse(id).ok())
                             && !candidates.iter().any(|(c, _)| *c == id)
                         {
@@ -152,8 +151,10 @@ impl DeviceService {
     /// Pending revocations whose keyring entry outlived their row.
     async fn reconcile_revocations(&self) {
         let core = &self.inner;
+        let prefix = core.names.revocation_prefix();
+        let read = prefix.clone();
         let Ok(entries) = core
-            .keyring(|s| s.get_all(REVOCATION_NAME_PREFIX, &secret_entry_name))
+            .keyring(move |s| s.get_all(&read, &secret_entry_name))
             .await
         else {
             return;
@@ -162,7 +163,7 @@ impl DeviceService {
             return;
         };
         for name in entries.keys() {
-            let Some(jid) = name.strip_prefix(REVOCATION_NAME_PREFIX) else {
+            let Some(jid) = name.strip_prefix(prefix.as_str()) else {
                 continue;
             };
             if rows.iter().any(|r| r.jid == jid) {
@@ -201,7 +202,7 @@ impl ServiceCore {
     /// when nothing could be restored (a session file without keys, which
     /// is then removed).
     async fn restore_unknown_device(&self, id: &DeviceId, has_file: bool) -> Result<bool> {
-        let name = secret_name(id);
+        let name = self.names.device(id);
         let has_keys = self.keyring(move |s| s.get(&name)).await?.is_some();
         if !has_keys {
             self.layout.remove_session_files(id)?;

@@ -4,7 +4,7 @@ use super::{DeviceService, ServiceCore};
 use crate::app_db::now;
 use crate::error::Result;
 use crate::model::{Device, DeviceId, DeviceState, StateReason};
-use crate::session::store::{SECRET_NAME_PREFIX, SessionStore, secret_entry_name, secret_name};
+use crate::session::store::{SessionStore, secret_entry_name};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -78,7 +78,7 @@ impl DeviceService {
             let mut secrets = self.inner.prefetch();
             for device in &restored {
                 secrets.awaited.insert(
-                    secret_name(&device.id),
+                    self.inner.names.device(&device.id),
                     Arc::new(tokio::sync::Notify::new()),
                 );
             }
@@ -88,9 +88,10 @@ impl DeviceService {
             // attempt reads its own entry (and reports a keyring that is
             // still unavailable then).
             let inner = Arc::clone(&self.inner);
+            let prefix = inner.names.device_prefix();
             tokio::spawn(async move {
                 let read = inner
-                    .keyring(|s| s.get_all(SECRET_NAME_PREFIX, &secret_entry_name))
+                    .keyring(move |s| s.get_all(&prefix, &secret_entry_name))
                     .await;
                 let mut secrets = inner.prefetch();
                 for (name, secret) in read.unwrap_or_default() {
@@ -148,7 +149,9 @@ impl ServiceCore {
             if timer.opened_store.is_some() || !path.exists() {
                 continue;
             }
-            if let Ok(store) = SessionStore::open(&path, Arc::clone(&self.secrets), &id) {
+            if let Ok(store) =
+                SessionStore::open_named(&path, Arc::clone(&self.secrets), self.names.device(&id))
+            {
                 timer.opened_store = Some(Arc::new(store));
             }
         }

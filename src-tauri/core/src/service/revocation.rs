@@ -27,7 +27,7 @@ use crate::files::{create_private_dir, remove_file_if_exists};
 use crate::model::{
     Actor, Device, DeviceId, HistoryAction, Outcome, PendingRevocation, ServiceEvent,
 };
-use crate::session::store::{SessionStore, revocation_name, secret_name, secrets_renamed};
+use crate::session::store::{SessionStore, secrets_renamed};
 use crate::session::{LiveSession, SessionPurpose, SessionSecrets, SessionSignal, StoreSource};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
@@ -75,7 +75,7 @@ impl DeviceService {
         let core = &self.inner;
         let _one_at_a_time = core.revocation_turn.lock().await;
         let revocation = core.revocation(jid)?;
-        let name = revocation_name(jid);
+        let name = core.names.revocation(jid);
         core.keyring(move |s| s.delete(&name)).await?;
         core.db.remove_revocation(jid)?;
         core.record_revocation(
@@ -117,8 +117,8 @@ impl ServiceCore {
         let Some(jid) = device.jid.clone() else {
             return Ok(false);
         };
-        let name = revocation_name(&jid);
-        let device_entry = secret_name(&device.id);
+        let name = self.names.revocation(&jid);
+        let device_entry = self.names.device(&device.id);
         let read = device_entry.clone();
         let kept = match self.keyring(move |s| s.get(&read)).await? {
             Some(raw) => {
@@ -229,7 +229,7 @@ impl ServiceCore {
             TryResult::Failed(why) => format!("the unlink of {jid} did not go through: {why}"),
         };
         if completed {
-            let name = revocation_name(jid);
+            let name = self.names.revocation(jid);
             self.keyring(move |s| s.delete(&name)).await?;
             self.db.remove_revocation(jid)?;
             self.record_revocation(
@@ -286,7 +286,7 @@ impl ServiceCore {
         let Ok(device_id) = DeviceId::parse(&revocation.device_id) else {
             return failed("the recorded device id cannot be read");
         };
-        let name = revocation_name(&revocation.jid);
+        let name = self.names.revocation(&revocation.jid);
         let read = name.clone();
         let raw = match self.keyring(move |s| s.get(&read)).await {
             Ok(Some(raw)) => raw,

@@ -178,8 +178,9 @@ pub struct SessionSecrets {
 
 /// Where a session's store comes from.
 pub enum StoreSource<'a> {
-    /// Opened in the data folder (created, private, if needed).
-    DataFolder(&'a DataLayout),
+    /// Opened in the data folder (created, private, if needed), on the
+    /// keyring entry named.
+    DataFolder(&'a DataLayout, String),
     /// Opened by the caller already.
     Opened(Arc<store::SessionStore>),
 }
@@ -216,10 +217,14 @@ impl LiveSession {
     ) -> Result<LiveSession> {
         let store = match store {
             StoreSource::Opened(store) => store,
-            StoreSource::DataFolder(layout) => {
+            StoreSource::DataFolder(layout, entry) => {
                 create_private_dir(&layout.sessions_dir())?;
                 let db_path = layout.session_db(id);
-                Arc::new(store::SessionStore::open(&db_path, secrets.store, id)?)
+                Arc::new(store::SessionStore::open_named(
+                    &db_path,
+                    secrets.store,
+                    entry,
+                )?)
             }
         };
         if let Some(raw) = secrets.prefetched {

@@ -6,13 +6,14 @@
 //! it no longer has.
 
 use crate::support::rand_u64;
+use crate::support::{key_name, revocation_key};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 use wa_device_core::app_db::AppDatabase;
 use wa_device_core::files::DataLayout;
-use wa_device_core::session::store::{DeviceSecrets, revocation_name, secret_name};
+use wa_device_core::session::store::DeviceSecrets;
 use wa_device_core::{
     Actor, DeviceId, DeviceService, DeviceState, ErrorCode, KeyringSecretStore, NewDevice,
     SecretStore, ServerEndpoint, ServiceConfig, WipeStep,
@@ -67,7 +68,7 @@ async fn linked_device(data: &std::path::Path, keyring_service: &str) -> DeviceI
     // Keys in the entry's format: a logout that WhatsApp does not confirm
     // keeps them for a pending revocation.
     let keys = DeviceSecrets {
-        entry: Some(secret_name(&d.id)),
+        entry: Some(key_name(data, &d.id)),
         noise_key: vec![1; 64],
         identity_key: vec![2; 64],
         signed_pre_key: vec![3; 64],
@@ -75,7 +76,7 @@ async fn linked_device(data: &std::path::Path, keyring_service: &str) -> DeviceI
         signed_pre_key_records: Default::default(),
     };
     KeyringSecretStore::new(keyring_service)
-        .set(&secret_name(&d.id), &serde_json::to_vec(&keys).unwrap())
+        .set(&key_name(data, &d.id), &serde_json::to_vec(&keys).unwrap())
         .unwrap();
     for file in &layout.session_files(&d.id)[..3] {
         std::fs::write(file, b"not a database").unwrap();
@@ -124,7 +125,7 @@ async fn kill_during(operation: &str, step: &str) {
     let layout = DataLayout::new(data.clone());
     let keyring = KeyringSecretStore::new(&keyring_service);
     assert_eq!(
-        keyring.get(&secret_name(&id)).unwrap(),
+        keyring.get(&key_name(&data, &id)).unwrap(),
         None,
         "{operation}/{step}: secret survived"
     );
@@ -158,12 +159,12 @@ async fn kill_during(operation: &str, step: &str) {
         vec![JID],
         "{operation}/{step}"
     );
-    let kept = keyring.get(&revocation_name(JID)).unwrap();
+    let kept = keyring.get(&revocation_key(&data, JID)).unwrap();
     assert!(
         kept.is_some(),
         "{operation}/{step}: the link's keys are gone"
     );
-    keyring.delete(&revocation_name(JID)).unwrap();
+    keyring.delete(&revocation_key(&data, JID)).unwrap();
 }
 
 const JID: &str = "4915112345678:3@s.whatsapp.net";

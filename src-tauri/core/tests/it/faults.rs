@@ -3,9 +3,9 @@
 //! bring the device back, or stay away after a permanent ending.
 
 use crate::sessions::{RETRY, Rig, WAIT};
+use crate::support::key_name;
 use std::time::Duration;
 use tokio::sync::broadcast;
-use wa_device_core::session::store::secret_name;
 use wa_device_core::{Actor, Device, DeviceState, HistoryAction, ServiceEvent, StateReason};
 use wa_sim::{SimConfig, SimEvent, Simulator};
 
@@ -260,7 +260,10 @@ async fn a_locked_account_is_wiped_and_recorded_as_such() {
         .await;
     assert_eq!(d.state_reason, StateReason::AccountLocked);
     assert!(!d.has_credentials && d.jid.is_none() && d.phone_number.is_none());
-    assert_eq!(rig.secrets.get(&secret_name(&device.id)).unwrap(), None);
+    assert_eq!(
+        rig.secrets.get(&key_name(&rig.data(), &device.id)).unwrap(),
+        None
+    );
     assert!(!wa_device_core::files::DataLayout::new(rig.data()).has_session_files(&device.id));
     let last = rig.service.history("locked").unwrap().pop().unwrap();
     assert_eq!(

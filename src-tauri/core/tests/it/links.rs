@@ -5,13 +5,11 @@
 
 use crate::qr::qr_payload;
 use crate::sessions::{PHONE, Rig, WAIT};
-use crate::support::{offline_service, test_keyring};
+use crate::support::{key_name, offline_service, revocation_key, test_keyring};
 use std::sync::Arc;
 use std::time::Duration;
 use wa_device_core::files::DataLayout;
-use wa_device_core::session::store::{
-    KEYS_WOULD_BE_REPLACED, SessionStore, revocation_name, secret_name,
-};
+use wa_device_core::session::store::{KEYS_WOULD_BE_REPLACED, SessionStore, secret_name};
 use wa_device_core::{
     Actor, DeviceId, DeviceService, DeviceState, ErrorCode, HistoryAction, NewDevice, Outcome,
     SecretStore, ServiceConfig, StateReason,
@@ -51,7 +49,7 @@ fn empty_session_files(data: &std::path::Path, id: &str) {
 async fn an_emptied_session_database_keeps_the_keys_and_the_logout_still_unlinks() {
     let rig = Rig::new().await;
     let (_, jid) = rig.linked("t").await;
-    let name = secret_name(&DeviceId::parse("t").unwrap());
+    let name = key_name(&rig.data(), &DeviceId::parse("t").unwrap());
     let keys = rig.secrets.get(&name).unwrap().expect("keyring entry");
     let stopped = rig.stop().await;
     empty_session_files(&stopped.dir.path().join("data"), "t");
@@ -251,10 +249,11 @@ async fn a_delete_removes_the_crumbs_of_a_login_a_crash_interrupted() {
     let id = DeviceId::parse("crumbs").unwrap();
     let layout = DataLayout::new(dir.path().join("data"));
     // What a kill in the first milliseconds of a login could leave.
-    secrets.set(&secret_name(&id), b"{}").unwrap();
+    let key = key_name(&dir.path().join("data"), &id);
+    secrets.set(&key, b"{}").unwrap();
     std::fs::write(layout.session_db(&id), b"").unwrap();
     service.delete("crumbs", Actor::Desktop).await.unwrap();
-    assert_eq!(secrets.get(&secret_name(&id)).unwrap(), None);
+    assert_eq!(secrets.get(&key).unwrap(), None);
     assert!(!layout.has_session_files(&id));
 }
 
@@ -284,11 +283,17 @@ async fn logout_left_pending(rig: &Rig, id: &str, fault: impl FnOnce(&Rig)) -> S
         (DeviceState::Disconnected, None, None, None)
     );
     let device_id = DeviceId::parse(id).unwrap();
-    assert_eq!(rig.secrets.get(&secret_name(&device_id)).unwrap(), None);
+    assert_eq!(
+        rig.secrets.get(&key_name(&rig.data(), &device_id)).unwrap(),
+        None
+    );
     assert!(!DataLayout::new(rig.data()).has_session_files(&device_id));
     let jid = jid.to_string();
     assert!(
-        rig.secrets.get(&revocation_name(&jid)).unwrap().is_some(),
+        rig.secrets
+            .get(&revocation_key(&rig.data(), &jid))
+            .unwrap()
+            .is_some(),
         "the link's keys are kept"
     );
     assert_eq!(
@@ -319,7 +324,10 @@ async fn revocations_complete(rig: &Rig, jid: &str, within: Duration) -> Duratio
         !linked_at_sim(rig, PHONE).contains(&jid.to_owned()),
         "{jid} is still linked"
     );
-    assert_eq!(rig.secrets.get(&revocation_name(jid)).unwrap(), None);
+    assert_eq!(
+        rig.secrets.get(&revocation_key(&rig.data(), jid)).unwrap(),
+        None
+    );
     started.elapsed()
 }
 
@@ -436,7 +444,10 @@ async fn forgetting_a_pending_revocation_deletes_its_keys_and_is_recorded() {
         .await
         .unwrap();
     assert!(rig.service.revocations().unwrap().is_empty());
-    assert_eq!(rig.secrets.get(&revocation_name(&jid)).unwrap(), None);
+    assert_eq!(
+        rig.secrets.get(&revocation_key(&rig.data(), &jid)).unwrap(),
+        None
+    );
     // Not unlinked: the admin chose so.
     assert!(linked_at_sim(&rig, PHONE).contains(&jid));
     let last = rig.service.history("forget").unwrap().pop().unwrap();
@@ -526,7 +537,7 @@ async fn an_emptied_app_database_restores_the_devices_its_folder_still_holds() {
         (DeviceState::Offline, StateReason::SessionDamaged, true)
     );
     rig.service.delete("b", Actor::Desktop).await.unwrap();
-    let b_keys = secret_name(&DeviceId::parse("b").unwrap());
+    let b_keys = key_name(&rig.data(), &DeviceId::parse("b").unwrap());
     assert_eq!(rig.secrets.get(&b_keys).unwrap(), None);
 }
 
@@ -556,4 +567,100 @@ async fn an_unreadable_app_database_is_set_aside_not_overwritten() {
     assert_eq!(std::fs::read(aside[0].path()).unwrap(), vec![0x42; 8192]);
     let d = rig.wait_for_state("kept", DeviceState::LoggedIn).await;
     assert_eq!(d.jid.as_deref(), Some(jid.to_string().as_str()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_data_folders_with_the_same_device_id_keep_their_own_keys() {
+    let a = Rig::new().await;
+    let dir_b = tempfile::tempdir().unwrap();
+    let data_b = dir_b.path().join("data");
+    let b = DeviceService::open(crate::sessions::config(&a.sim, &data_b, &a.secrets))
+        .await
+        .unwrap();
+    let (_, jid_a) = a.linked("same").await;
+    let keys_a = a
+        .secrets
+        .get(&key_name(&a.data(), &DeviceId::parse("same").unwrap()))
+        .unwrap();
+    assert!(keys_a.is_some());
+
+    b.create(new_device("same"), Actor::Desktop).await.unwrap();
+    let qr = b.login_qr("same", Actor::Desktop).await.unwrap();
+    let jid_b = a
+        .sim
+        .phone("15550009999")
+        .scan(&qr_payload(&qr.svg))
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while b.get("same").unwrap().state != DeviceState::LoggedIn {
+        assert!(tokio::time::Instant::now() < deadline, "b never logged in");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // B's login wrote B's entry, not A's.
+    assert_eq!(
+        a.secrets
+            .get(&key_name(&a.data(), &DeviceId::parse("same").unwrap()))
+            .unwrap(),
+        keys_a
+    );
+    // Both still log in after a restart, and both links end with a logout.
+    let a = a.stop().await.start().await;
+    a.wait_for_state("same", DeviceState::LoggedIn).await;
+    assert!(
+        a.service
+            .logout("same", Actor::Desktop)
+            .await
+            .unwrap()
+            .unlink_confirmed
+    );
+    assert!(
+        b.logout("same", Actor::Desktop)
+            .await
+            .unwrap()
+            .unlink_confirmed
+    );
+    let linked: Vec<String> = a
+        .sim
+        .linked_companions()
+        .into_iter()
+        .map(|(_, d)| d.jid.to_string())
+        .collect();
+    assert!(!linked.contains(&jid_a.to_string()) && !linked.contains(&jid_b.to_string()));
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_from_before_folder_scopes_is_moved_under_the_scope_once() {
+    let rig = Rig::new().await;
+    rig.linked("old-name").await;
+    let id = DeviceId::parse("old-name").unwrap();
+    let stopped = rig.stop().await;
+    let data = stopped.dir.path().join("data");
+    // The entry as earlier versions named it, and a folder they never moved.
+    let scoped = key_name(&data, &id);
+    let raw = stopped.secrets.get(&scoped).unwrap().unwrap();
+    let mut entry: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    entry["entry"] = serde_json::json!(format!("device/{id}"));
+    stopped
+        .secrets
+        .set(
+            &format!("device/{id}"),
+            &serde_json::to_vec(&entry).unwrap(),
+        )
+        .unwrap();
+    stopped.secrets.delete(&scoped).unwrap();
+    std::fs::remove_file(data.join("keyring-scope-moved")).unwrap();
+
+    let rig = stopped.start().await;
+    rig.wait_for_state("old-name", DeviceState::LoggedIn).await;
+    assert_eq!(rig.secrets.get(&format!("device/{id}")).unwrap(), None);
+    assert!(rig.secrets.get(&scoped).unwrap().is_some());
+    assert!(
+        rig.service
+            .logout("old-name", Actor::Desktop)
+            .await
+            .unwrap()
+            .unlink_confirmed
+    );
 }

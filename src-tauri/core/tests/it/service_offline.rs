@@ -3,11 +3,10 @@
 //! of journaled wipes, and an unavailable keyring.
 
 use crate::keyring_store::run_without_secret_service;
-use crate::support::{offline_service, test_keyring};
+use crate::support::{key_name, offline_service, test_keyring};
 use std::sync::Arc;
 use wa_device_core::app_db::{AppDatabase, PendingWipe};
 use wa_device_core::files::DataLayout;
-use wa_device_core::session::store::secret_name;
 use wa_device_core::{
     Actor, DeviceService, DeviceState, ErrorCode, HistoryAction, KeyringSecretStore, NewDevice,
     Outcome, SecretStore, ServiceConfig, ServiceEvent, StateReason,
@@ -310,7 +309,7 @@ async fn journaled_wipes_are_finished_at_start_up() {
         device.state = DeviceState::LoggedIn;
         device.jid = Some("4915112345678:3@s.whatsapp.net".into());
         db.update_device(&device).unwrap();
-        secrets.set(&secret_name(id), b"{}").unwrap();
+        secrets.set(&key_name(&data, id), b"{}").unwrap();
         std::fs::write(layout.session_db(id), b"x").unwrap();
         std::fs::write(layout.session_files(id)[1].clone(), b"x").unwrap();
         db.begin_wipe(&PendingWipe {
@@ -332,7 +331,7 @@ async fn journaled_wipes_are_finished_at_start_up() {
     assert_eq!(a.jid, None);
     assert_eq!(service.get("b").unwrap_err().code, ErrorCode::NotFound);
     for id in [&logout_id, &delete_id] {
-        assert_eq!(secrets.get(&secret_name(id)).unwrap(), None);
+        assert_eq!(secrets.get(&key_name(&data, id)).unwrap(), None);
         assert!(!layout.has_session_files(id));
     }
     let recovered = service.history("a").unwrap().pop().unwrap();

@@ -2,10 +2,11 @@
 //! whatsapp-rust client, real SQLite files and the real keyring.
 
 use crate::qr::qr_payload;
+use crate::support::key_name;
 use crate::support::test_keyring;
 use std::sync::Arc;
 use std::time::Duration;
-use wa_device_core::session::store::{DeviceSecrets, secret_name};
+use wa_device_core::session::store::DeviceSecrets;
 use wa_device_core::{
     Actor, Device, DeviceService, DeviceState, HistoryAction, NewDevice, RetryPolicy, SecretStore,
     ServerEndpoint, ServiceConfig, ServiceEvent, StateReason,
@@ -243,7 +244,7 @@ async fn no_key_material_is_stored_in_any_file_of_the_data_folder() {
     let (device, _) = rig.linked("scan").await;
     let raw = rig
         .secrets
-        .get(&secret_name(&device.id))
+        .get(&key_name(&rig.data(), &device.id))
         .unwrap()
         .expect("keyring entry");
     let secrets: DeviceSecrets = serde_json::from_slice(&raw).unwrap();
@@ -331,7 +332,10 @@ async fn logout_unlinks_at_whatsapp_and_wipes_everything() {
         (None, None, None)
     );
     assert!(!after.has_credentials);
-    assert_eq!(rig.secrets.get(&secret_name(&device.id)).unwrap(), None);
+    assert_eq!(
+        rig.secrets.get(&key_name(&rig.data(), &device.id)).unwrap(),
+        None
+    );
     assert!(!wa_device_core::files::DataLayout::new(rig.data()).has_session_files(&device.id));
     let last = rig.service.history("out").unwrap().pop().unwrap();
     assert_eq!(
@@ -376,7 +380,10 @@ async fn an_unconfirmed_unlink_still_wipes_locally_and_says_so() {
             rig.service.get("stuck").unwrap().state,
             DeviceState::Disconnected
         );
-        assert_eq!(rig.secrets.get(&secret_name(&device.id)).unwrap(), None);
+        assert_eq!(
+            rig.secrets.get(&key_name(&rig.data(), &device.id)).unwrap(),
+            None
+        );
     }
 }
 
@@ -415,7 +422,10 @@ async fn removal_from_the_phone_wipes_the_device() {
     let after = rig.wait_for_state("gone", DeviceState::Disconnected).await;
     assert_eq!(after.state_reason, StateReason::RemovedFromPhone);
     assert!(!after.has_credentials && after.jid.is_none());
-    assert_eq!(rig.secrets.get(&secret_name(&device.id)).unwrap(), None);
+    assert_eq!(
+        rig.secrets.get(&key_name(&rig.data(), &device.id)).unwrap(),
+        None
+    );
     let left: Vec<_> = wa_device_core::files::DataLayout::new(rig.data())
         .session_files(&device.id)
         .into_iter()
@@ -522,7 +532,7 @@ async fn an_entry_written_before_entries_carried_their_name_restores_and_gains_i
     let (device, _) = rig.linked("old").await;
     let stopped = rig.stop().await;
     // The entry as session 4 wrote it: the same JSON without `entry`.
-    let name = secret_name(&device.id);
+    let name = key_name(&stopped.dir.path().join("data"), &device.id);
     let mut entry: serde_json::Value =
         serde_json::from_slice(&stopped.secrets.get(&name).unwrap().unwrap()).unwrap();
     assert_eq!(entry["entry"], serde_json::json!(name));
@@ -624,7 +634,10 @@ async fn a_logout_while_the_restore_reads_the_keyring_closes_the_store_opened_ah
         .filter(|name| name.contains("gone"))
         .collect();
     assert_eq!(left, Vec::<String>::new());
-    assert_eq!(rig.secrets.get(&secret_name(&gone.id)).unwrap(), None);
+    assert_eq!(
+        rig.secrets.get(&key_name(&rig.data(), &gone.id)).unwrap(),
+        None
+    );
 
     release.send(()).unwrap();
     rig.wait_for_state("kept", DeviceState::LoggedIn).await;
@@ -652,7 +665,10 @@ async fn logout_while_pairing_cancels_the_login() {
     assert!(!outcome.had_credentials);
     let d = rig.service.get("p").unwrap();
     assert_eq!(d.state, DeviceState::Disconnected);
-    assert_eq!(rig.secrets.get(&secret_name(&d.id)).unwrap(), None);
+    assert_eq!(
+        rig.secrets.get(&key_name(&rig.data(), &d.id)).unwrap(),
+        None
+    );
     // The QR of the cancelled login no longer links anything.
     assert!(
         rig.sim
@@ -700,7 +716,10 @@ async fn delete_during_reconnect_unlinks_and_removes() {
         rig.service.get("del").unwrap_err().code,
         wa_device_core::ErrorCode::NotFound
     );
-    assert_eq!(rig.secrets.get(&secret_name(&device.id)).unwrap(), None);
+    assert_eq!(
+        rig.secrets.get(&key_name(&rig.data(), &device.id)).unwrap(),
+        None
+    );
     assert!(linked_jids(&rig.sim).is_empty());
 }
 
@@ -725,7 +744,10 @@ async fn expired_qr_codes_return_the_device_to_disconnected() {
         })
         .await;
     assert_eq!(d.state, DeviceState::Disconnected);
-    assert_eq!(rig.secrets.get(&secret_name(&d.id)).unwrap(), None);
+    assert_eq!(
+        rig.secrets.get(&key_name(&rig.data(), &d.id)).unwrap(),
+        None
+    );
     // A new login starts a fresh client.
     rig.service.login_qr("late", Actor::Desktop).await.unwrap();
     assert_eq!(rig.service.get("late").unwrap().state, DeviceState::Pairing);
