@@ -17,7 +17,8 @@ pub use model::{
 };
 pub use secrets::{KeyringSecretStore, MemorySecretStore, SecretStore};
 pub use service::{
-    DeviceService, RetryPolicy, RevocationTry, ServiceConfig, WipeStep, WipeStepObserver,
+    DeviceService, LoginStep, LoginStepObserver, RetryPolicy, RevocationTry, ServiceConfig,
+    WipeStep, WipeStepObserver,
 };
 pub use session::ServerEndpoint;
 

@@ -10,7 +10,7 @@
 //!
 //! Times are arguments, never read here, so the transitions are pure.
 
-use crate::model::{Device, DeviceState, StateReason};
+use crate::model::{Device, DeviceId, DeviceState, StateReason};
 use chrono::{DateTime, Utc};
 
 /// Who the account is, as far as a session told us.
@@ -25,6 +25,25 @@ pub struct LinkedIdentity {
 }
 
 impl Device {
+    /// A device just created at `at`: `disconnected`, reason `created`,
+    /// never linked.
+    pub fn created(id: DeviceId, label: String, at: DateTime<Utc>) -> Device {
+        Device {
+            id,
+            label,
+            phone_number: None,
+            display_name: None,
+            jid: None,
+            state: DeviceState::Disconnected,
+            state_reason: StateReason::Created,
+            next_retry_at: None,
+            ban_expires_at: None,
+            has_credentials: false,
+            created_at: at,
+            last_connected_at: None,
+        }
+    }
+
     /// `disconnected` without credentials: phone number, name and JID
     /// blanked. After a logout, a wipe, an ended or failed login.
     pub fn unlinked(&mut self, reason: StateReason) {
@@ -139,27 +158,17 @@ impl Device {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::DeviceId;
 
     fn at(s: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_800_000_000 + s, 0).expect("valid time")
     }
 
     fn created() -> Device {
-        Device {
-            id: DeviceId::parse("d").expect("valid id"),
-            label: String::new(),
-            phone_number: None,
-            display_name: None,
-            jid: None,
-            state: DeviceState::Disconnected,
-            state_reason: StateReason::Created,
-            next_retry_at: None,
-            ban_expires_at: None,
-            has_credentials: false,
-            created_at: at(0),
-            last_connected_at: None,
-        }
+        Device::created(
+            DeviceId::parse("d").expect("valid id"),
+            String::new(),
+            at(0),
+        )
     }
 
     fn identity() -> LinkedIdentity {

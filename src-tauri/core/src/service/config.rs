@@ -1,6 +1,6 @@
 //! How the service is set up, and the retry policy.
 
-use super::WipeStepObserver;
+use super::{LoginStepObserver, WipeStepObserver};
 use crate::secrets::SecretStore;
 use crate::session::ServerEndpoint;
 use std::path::PathBuf;
@@ -79,6 +79,8 @@ pub struct ServiceConfig {
     pub restore_on_open: bool,
     /// See [`WipeStepObserver`].
     pub wipe_step_observer: Option<WipeStepObserver>,
+    /// See [`LoginStepObserver`].
+    pub login_step_observer: Option<LoginStepObserver>,
     /// Simulator builds: divides the client's sleeps and timeouts (see
     /// [`crate::session::SessionSettings`]). 1 = real time.
     #[cfg(feature = "simulator")]
@@ -103,6 +105,7 @@ impl ServiceConfig {
             },
             restore_on_open: true,
             wipe_step_observer: None,
+            login_step_observer: None,
             #[cfg(feature = "simulator")]
             client_time_factor: 1,
         }

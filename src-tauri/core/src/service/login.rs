@@ -15,6 +15,21 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
 
+/// An early step of a login, reported to
+/// [`ServiceConfig::login_step_observer`](super::ServiceConfig::login_step_observer)
+/// right after it completed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginStep {
+    /// The device is saved as `pairing`; nothing else exists yet.
+    PairingRecorded,
+    /// The session runs: its store file and keyring entry exist.
+    SessionStarted,
+}
+
+/// Called after each early login step. For crash tests: a test child
+/// process blocks here so that its parent can kill it in between.
+pub type LoginStepObserver = Arc<dyn Fn(&DeviceId, LoginStep) + Send + Sync>;
+
 impl DeviceService {
     /// Starts a QR login and returns the first QR code; later codes come as
     /// [`ServiceEvent::QrCode`](crate::model::ServiceEvent::QrCode). When the codes run out the device returns to
@@ -134,6 +149,7 @@ impl DeviceService {
                 .record(id, action, actor, Outcome::Failed, err.message.clone());
             return Err(err);
         }
+        self.inner.report_login_step(id, LoginStep::PairingRecorded);
         arm(&mut rt);
         if let Err(err) = self
             .inner
@@ -150,6 +166,7 @@ impl DeviceService {
                 .record(id, action, actor, Outcome::Failed, err.message.clone());
             return Err(err);
         }
+        self.inner.report_login_step(id, LoginStep::SessionStarted);
         Ok(())
     }
 
@@ -315,6 +332,12 @@ fn pairing_ended_error(reason: StateReason) -> ServiceError {
 }
 
 impl ServiceCore {
+    fn report_login_step(&self, id: &DeviceId, step: LoginStep) {
+        if let Some(observer) = &self.login_step_observer {
+            observer(id, step);
+        }
+    }
+
     /// Records a login once it answered: `ok` when its first code was
     /// shown, `cancelled` when another action ended it, `failed` otherwise.
     fn record_login<T>(

@@ -36,6 +36,7 @@ mod revocation;
 mod whatsapp_events;
 
 pub use config::{RetryPolicy, ServiceConfig};
+pub use login::{LoginStep, LoginStepObserver};
 pub use logout::{WipeStep, WipeStepObserver};
 pub use revocation::RevocationTry;
 
@@ -43,8 +44,8 @@ use crate::app_db::{AppDatabase, history_to_csv, now};
 use crate::error::{Result, ServiceError};
 use crate::files::{DataLayout, create_private_dir};
 use crate::model::{
-    Actor, Device, DeviceId, DeviceState, HistoryAction, HistoryEntry, NewDevice, Outcome,
-    ServiceEvent, StateReason, normalize_label,
+    Actor, Device, DeviceId, HistoryAction, HistoryEntry, NewDevice, Outcome, ServiceEvent,
+    StateReason, normalize_label,
 };
 use crate::secrets::{KeyringNames, SecretStore};
 use crate::session::SessionSettings;
@@ -68,6 +69,7 @@ struct ServiceCore {
     /// See [`ServiceConfig::restore_concurrency`].
     connect_permits: Arc<Semaphore>,
     wipe_step_observer: Option<WipeStepObserver>,
+    login_step_observer: Option<LoginStepObserver>,
     events: broadcast::Sender<ServiceEvent>,
     locks: DeviceLocks,
     next_generation: AtomicU64,
@@ -130,6 +132,7 @@ impl DeviceService {
                 retry: config.retry,
                 connect_permits: Arc::new(Semaphore::new(config.restore_concurrency.max(1))),
                 wipe_step_observer: config.wipe_step_observer,
+                login_step_observer: config.login_step_observer,
                 events,
                 locks: DeviceLocks::default(),
                 next_generation: AtomicU64::new(1),
@@ -180,20 +183,7 @@ impl DeviceService {
             },
         };
         let _guard = self.inner.lock(&id).await;
-        let device = Device {
-            id: id.clone(),
-            label,
-            phone_number: None,
-            display_name: None,
-            jid: None,
-            state: DeviceState::Disconnected,
-            state_reason: StateReason::Created,
-            next_retry_at: None,
-            ban_expires_at: None,
-            has_credentials: false,
-            created_at: now(),
-            last_connected_at: None,
-        };
+        let device = Device::created(id.clone(), label, now());
         self.inner.db.insert_device(&device)?;
         self.inner.record(
             &id,

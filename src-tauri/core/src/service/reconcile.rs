@@ -24,7 +24,7 @@ use crate::error::Result;
 use crate::files::DataLayout;
 use crate::lifecycle::LinkedIdentity;
 use crate::model::{
-    Actor, Device, DeviceId, DeviceState, HistoryAction, Outcome, PendingRevocation, StateReason,
+    Actor, Device, DeviceId, HistoryAction, Outcome, PendingRevocation, StateReason,
 };
 use crate::session::store::secret_entry_name;
 use std::collections::HashSet;
@@ -216,20 +216,7 @@ impl ServiceCore {
         } else {
             None
         };
-        let mut device = Device {
-            id: id.clone(),
-            label: String::new(),
-            phone_number: None,
-            display_name: None,
-            jid: None,
-            state: DeviceState::Disconnected,
-            state_reason: StateReason::Created,
-            next_retry_at: None,
-            ban_expires_at: None,
-            has_credentials: false,
-            created_at: now(),
-            last_connected_at: None,
-        };
+        let mut device = Device::created(id.clone(), String::new(), now());
         let detail = match &jid {
             Some(jid) => {
                 device.paired(LinkedIdentity {

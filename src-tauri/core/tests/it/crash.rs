@@ -15,8 +15,8 @@ use wa_device_core::app_db::AppDatabase;
 use wa_device_core::files::DataLayout;
 use wa_device_core::session::store::DeviceSecrets;
 use wa_device_core::{
-    Actor, DeviceId, DeviceService, DeviceState, ErrorCode, KeyringSecretStore, NewDevice,
-    SecretStore, ServerEndpoint, ServiceConfig, WipeStep,
+    Actor, DeviceId, DeviceService, DeviceState, ErrorCode, KeyringSecretStore, LoginStep,
+    NewDevice, SecretStore, ServerEndpoint, ServiceConfig, WipeStep,
 };
 
 const STEPS: [(&str, WipeStep); 8] = [
@@ -181,6 +181,119 @@ async fn a_delete_killed_between_any_two_steps_is_finished_at_start_up() {
     for (step, _) in &STEPS {
         kill_during("delete", step).await;
     }
+}
+
+const LOGIN_STEPS: [(&str, LoginStep); 2] = [
+    ("pairing_recorded", LoginStep::PairingRecorded),
+    ("session_started", LoginStep::SessionStarted),
+];
+
+/// A QR login killed right after `step`: the next start and a delete leave
+/// no keyring entry and no session file.
+async fn kill_login_during(step: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let keyring_service = format!("wa-device-admin-test-crash-{:016x}", rand_u64());
+    let service = DeviceService::open(config(&data, &keyring_service))
+        .await
+        .unwrap();
+    service
+        .create(
+            NewDevice {
+                id: Some("l".into()),
+                label: "L".into(),
+            },
+            Actor::Desktop,
+        )
+        .await
+        .unwrap();
+    service.shutdown().await;
+    drop(service);
+
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "crash::child_login_until_killed",
+            "--include-ignored",
+            "--nocapture",
+        ])
+        .env("WA_DEVICE_CORE_TEST_CHILD", "1")
+        .env("CRASH_DATA_DIR", &data)
+        .env("CRASH_KEYRING_SERVICE", &keyring_service)
+        .env("CRASH_STEP", step)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let reached = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .any(|line| line.starts_with("REACHED "))
+    })
+    .await
+    .unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(reached, "login: the child never reached step {step}");
+
+    let service = DeviceService::open(config(&data, &keyring_service))
+        .await
+        .unwrap();
+    let id = DeviceId::parse("l").unwrap();
+    let device = service.get("l").unwrap();
+    assert_eq!(
+        (device.state, device.has_credentials),
+        (DeviceState::Disconnected, false),
+        "login/{step}"
+    );
+    service.delete("l", Actor::Desktop).await.unwrap();
+    let keyring = KeyringSecretStore::new(&keyring_service);
+    let layout = DataLayout::new(data.clone());
+    assert_eq!(
+        keyring.get(&key_name(&data, &id)).unwrap(),
+        None,
+        "login/{step}: a keyring entry survived"
+    );
+    assert!(
+        !layout.has_session_files(&id),
+        "login/{step}: session files survived"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_killed_at_each_early_step_leaves_nothing_a_delete_cannot_remove() {
+    for (step, _) in &LOGIN_STEPS {
+        kill_login_during(step).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "child process of the crash tests"]
+async fn child_login_until_killed() {
+    assert_eq!(
+        std::env::var("WA_DEVICE_CORE_TEST_CHILD").as_deref(),
+        Ok("1")
+    );
+    let data = std::env::var("CRASH_DATA_DIR").unwrap();
+    let keyring_service = std::env::var("CRASH_KEYRING_SERVICE").unwrap();
+    let step_name = std::env::var("CRASH_STEP").unwrap();
+    let stop_at = LOGIN_STEPS.iter().find(|(n, _)| *n == step_name).unwrap().1;
+    let mut config = config(std::path::Path::new(&data), &keyring_service);
+    config.login_step_observer = Some(Arc::new(move |_id, step| {
+        if step == stop_at {
+            use std::io::Write;
+            println!("REACHED {step:?}");
+            std::io::stdout().flush().unwrap();
+            loop {
+                std::thread::sleep(Duration::from_secs(60));
+            }
+        }
+    }));
+    let service = DeviceService::open(config).await.unwrap();
+    let _ = service.login_qr("l", Actor::Desktop).await;
+    panic!("the login finished without reaching step {step_name}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -664,3 +664,23 @@ async fn an_entry_from_before_folder_scopes_is_moved_under_the_scope_once() {
             .unlink_confirmed
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_app_database_wal_loses_no_device() {
+    let rig = Rig::new().await;
+    let (_, jid) = rig.linked("wal").await;
+    let stopped = rig.stop().await;
+    let data = stopped.dir.path().join("data");
+    let wal = format!("{}-wal", DataLayout::new(data.clone()).app_db().display());
+    std::fs::write(&wal, vec![0x17; 64 * 1024]).unwrap();
+    let rig = stopped.start().await;
+    let d = rig.wait_for_state("wal", DeviceState::LoggedIn).await;
+    assert_eq!(d.jid.as_deref(), Some(jid.to_string().as_str()));
+    assert!(
+        rig.service
+            .logout("wal", Actor::Desktop)
+            .await
+            .unwrap()
+            .unlink_confirmed
+    );
+}
