@@ -8,20 +8,11 @@ use wa_device_core::{
 };
 
 fn device(id: &str) -> Device {
-    Device {
-        id: DeviceId::parse(id).unwrap(),
-        label: format!("label of {id}"),
-        phone_number: None,
-        display_name: None,
-        jid: None,
-        state: DeviceState::Disconnected,
-        state_reason: StateReason::Created,
-        next_retry_at: None,
-        ban_expires_at: None,
-        has_credentials: false,
-        created_at: wa_device_core::app_db::now(),
-        last_connected_at: None,
-    }
+    Device::created(
+        DeviceId::parse(id).unwrap(),
+        format!("label of {id}"),
+        wa_device_core::app_db::now(),
+    )
 }
 
 #[test]

@@ -84,24 +84,20 @@ async fn linked_device(data: &std::path::Path, keyring_service: &str) -> DeviceI
     d.id
 }
 
-async fn kill_during(operation: &str, step: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let keyring_service = format!("wa-device-admin-test-crash-{:016x}", rand_u64());
-    let id = linked_device(&data, &keyring_service).await;
-
+/// Runs the ignored test `child` of this binary on `data` until it prints
+/// that it reached its step, then kills it. Returns whether it got there.
+async fn kill_child_at(
+    child: &str,
+    data: &std::path::Path,
+    keyring_service: &str,
+    env: &[(&str, &str)],
+) -> bool {
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "crash::child_wipe_until_killed",
-            "--include-ignored",
-            "--nocapture",
-        ])
+        .args(["--exact", child, "--include-ignored", "--nocapture"])
         .env("WA_DEVICE_CORE_TEST_CHILD", "1")
-        .env("CRASH_DATA_DIR", &data)
-        .env("CRASH_KEYRING_SERVICE", &keyring_service)
-        .env("CRASH_OPERATION", operation)
-        .env("CRASH_STEP", step)
+        .env("CRASH_DATA_DIR", data)
+        .env("CRASH_KEYRING_SERVICE", keyring_service)
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -117,6 +113,22 @@ async fn kill_during(operation: &str, step: &str) {
     .unwrap();
     child.kill().unwrap();
     child.wait().unwrap();
+    reached
+}
+
+async fn kill_during(operation: &str, step: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let keyring_service = format!("wa-device-admin-test-crash-{:016x}", rand_u64());
+    let id = linked_device(&data, &keyring_service).await;
+
+    let reached = kill_child_at(
+        "crash::child_wipe_until_killed",
+        &data,
+        &keyring_service,
+        &[("CRASH_OPERATION", operation), ("CRASH_STEP", step)],
+    )
+    .await;
     assert!(reached, "{operation}: the child never reached step {step}");
 
     let service = DeviceService::open(config(&data, &keyring_service))
@@ -210,32 +222,13 @@ async fn kill_login_during(step: &str) {
     service.shutdown().await;
     drop(service);
 
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "crash::child_login_until_killed",
-            "--include-ignored",
-            "--nocapture",
-        ])
-        .env("WA_DEVICE_CORE_TEST_CHILD", "1")
-        .env("CRASH_DATA_DIR", &data)
-        .env("CRASH_KEYRING_SERVICE", &keyring_service)
-        .env("CRASH_STEP", step)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let reached = tokio::task::spawn_blocking(move || {
-        BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .any(|line| line.starts_with("REACHED "))
-    })
-    .await
-    .unwrap();
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let reached = kill_child_at(
+        "crash::child_login_until_killed",
+        &data,
+        &keyring_service,
+        &[("CRASH_STEP", step)],
+    )
+    .await;
     assert!(reached, "login: the child never reached step {step}");
 
     let service = DeviceService::open(config(&data, &keyring_service))
