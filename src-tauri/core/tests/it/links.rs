@@ -52,6 +52,7 @@ async fn an_emptied_session_database_keeps_the_keys_and_the_logout_still_unlinks
     let name = key_name(&rig.data(), &DeviceId::parse("t").unwrap());
     let keys = rig.secrets.get(&name).unwrap().expect("keyring entry");
     let stopped = rig.stop().await;
+    stopped.wait_until_files_closed().await;
     empty_session_files(&stopped.dir.path().join("data"), "t");
     let rig = stopped.start().await;
 
@@ -426,6 +427,7 @@ async fn a_pending_revocation_survives_a_restart_and_completes_after_it() {
     })
     .await;
     let stopped = rig.stop().await;
+    stopped.wait_until_files_closed().await;
     stopped.sim.clear_faults();
     let rig = stopped.start().await;
     let took = revocations_complete(&rig, &jid, WAIT).await;
@@ -502,6 +504,7 @@ async fn an_emptied_app_database_restores_the_devices_its_folder_still_holds() {
     let (_, jid_a) = rig.linked("a").await;
     rig.linked("b").await;
     let stopped = rig.stop().await;
+    stopped.wait_until_files_closed().await;
     let data = stopped.dir.path().join("data");
     let layout = DataLayout::new(data.clone());
     // "b" loses its session file too: only its keys are left.
@@ -546,6 +549,7 @@ async fn an_unreadable_app_database_is_set_aside_not_overwritten() {
     let rig = Rig::new().await;
     let (_, jid) = rig.linked("kept").await;
     let stopped = rig.stop().await;
+    stopped.wait_until_files_closed().await;
     let data = stopped.dir.path().join("data");
     let layout = DataLayout::new(data.clone());
     for suffix in ["-wal", "-shm"] {
@@ -636,6 +640,7 @@ async fn an_entry_from_before_folder_scopes_is_moved_under_the_scope_once() {
     rig.linked("old-name").await;
     let id = DeviceId::parse("old-name").unwrap();
     let stopped = rig.stop().await;
+    stopped.wait_until_files_closed().await;
     let data = stopped.dir.path().join("data");
     // The entry as earlier versions named it, and a folder they never moved.
     let scoped = key_name(&data, &id);
@@ -670,6 +675,7 @@ async fn a_corrupt_app_database_wal_loses_no_device() {
     let rig = Rig::new().await;
     let (_, jid) = rig.linked("wal").await;
     let stopped = rig.stop().await;
+    stopped.wait_until_files_closed().await;
     let data = stopped.dir.path().join("data");
     let wal = format!("{}-wal", DataLayout::new(data.clone()).app_db().display());
     std::fs::write(&wal, vec![0x17; 64 * 1024]).unwrap();

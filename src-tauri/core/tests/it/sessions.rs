@@ -144,6 +144,31 @@ pub struct StoppedRig {
 }
 
 impl StoppedRig {
+    /// Waits until no file of the data folder is open in this process any
+    /// more: the stopped service's last tasks (a session's watcher, a
+    /// client winding down) may hold it, and with it the app database's
+    /// connection, a little longer. Tests that damage files wait for this,
+    /// or the old connection could write the damage over.
+    pub async fn wait_until_files_closed(&self) {
+        let data = self.dir.path().join("data");
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let open: Vec<std::path::PathBuf> = std::fs::read_dir("/proc/self/fd")
+                .unwrap()
+                .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+                .filter(|target| target.starts_with(&data))
+                .collect();
+            if open.is_empty() {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "files still open after the service stopped: {open:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Opens a service on the same data folder, as the app's next start.
     pub async fn start(self) -> Rig {
         let keyring = Arc::clone(&self.secrets);
