@@ -51,6 +51,7 @@ use crate::secrets::{KeyringNames, SecretStore};
 use crate::session::SessionSettings;
 use device_lock::{DeviceGuard, DeviceLocks};
 use restore::KeyringPrefetch;
+use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -83,8 +84,9 @@ struct ServiceCore {
     revocation_retry: RetryPolicy,
     /// Wakes the revocation task: a revocation was added or is due now.
     revocation_wakeup: Arc<tokio::sync::Notify>,
-    /// Held by each try of a pending revocation, and by forgetting one.
-    revocation_turn: tokio::sync::Mutex<()>,
+    /// One lock per pending revocation's JID, held by each try of it and by
+    /// forgetting it.
+    revocation_turns: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     revocation_runner: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// See [`DeviceService::startup_warnings`].
     startup_warnings: Mutex<Vec<String>>,
@@ -140,7 +142,7 @@ impl DeviceService {
                 prefetch: Mutex::new(KeyringPrefetch::default()),
                 revocation_retry: config.revocation_retry,
                 revocation_wakeup: Arc::new(tokio::sync::Notify::new()),
-                revocation_turn: tokio::sync::Mutex::new(()),
+                revocation_turns: Mutex::new(HashMap::new()),
                 revocation_runner: Mutex::new(None),
                 startup_warnings: Mutex::new(opened.warnings),
             }),

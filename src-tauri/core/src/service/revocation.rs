@@ -16,8 +16,8 @@
 //! the move at the next start.
 //!
 //! Retries: backoff with jitter ([`super::ServiceConfig::revocation_retry`]),
-//! at every start, and at once on "Try now". One try at a time, each bounded
-//! by `unlink_timeout`. A try's client keeps its session in a temporary
+//! at every start, and at once on "Try now". Up to eight links are tried at
+//! once, one try per link at a time, each bounded by `unlink_timeout`. A try's client keeps its session in a temporary
 //! store under `revocations/`, deleted after the try: no session files stay.
 
 use super::{DeviceService, ServiceCore, WipeStep};
@@ -73,7 +73,7 @@ impl DeviceService {
     /// Linked devices until removed there. Recorded in the device's history.
     pub async fn forget_revocation(&self, jid: &str, actor: Actor) -> Result<()> {
         let core = &self.inner;
-        let _one_at_a_time = core.revocation_turn.lock().await;
+        let _turn = core.revocation_turn(jid).await;
         let revocation = core.revocation(jid)?;
         let name = core.names.revocation(jid);
         core.keyring(move |s| s.delete(&name)).await?;
@@ -96,6 +96,19 @@ impl DeviceService {
 }
 
 impl ServiceCore {
+    /// Waits for the turn of the revocation of `jid`: one try (or forget)
+    /// of a link at a time; different links are tried at once.
+    async fn revocation_turn(&self, jid: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let turn = Arc::clone(
+            self.revocation_turns
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(jid.to_owned())
+                .or_default(),
+        );
+        turn.lock_owned().await
+    }
+
     fn revocation(&self, jid: &str) -> Result<PendingRevocation> {
         self.db
             .revocations()?
@@ -194,8 +207,11 @@ impl ServiceCore {
         }
     }
 
-    /// Tries every revocation that is due; returns how long until the next.
-    async fn try_due_revocations(&self) -> Option<Duration> {
+    /// Tries every revocation that is due, [`REVOCATIONS_AT_ONCE`] at a
+    /// time (support staff revoke hundreds of links at once, and WhatsApp
+    /// may come back to all of them together); returns how long until the
+    /// next is due.
+    async fn try_due_revocations(self: &Arc<Self>) -> Option<Duration> {
         let due: Vec<String> = match self.db.revocations() {
             Ok(all) => all
                 .into_iter()
@@ -204,9 +220,18 @@ impl ServiceCore {
                 .collect(),
             Err(_) => return Some(REVOCATION_READ_RETRY),
         };
+        // Owned here: a runner stopped at shutdown aborts its tries.
+        let mut tries = tokio::task::JoinSet::new();
         for jid in due {
-            let _ = self.try_revocation(&jid, &Actor::System).await;
+            while tries.len() >= REVOCATIONS_AT_ONCE {
+                tries.join_next().await;
+            }
+            let core = Arc::clone(self);
+            tries.spawn(async move {
+                let _ = core.try_revocation(&jid, &Actor::System).await;
+            });
         }
+        while tries.join_next().await.is_some() {}
         let next = self.db.revocations().ok()?.into_iter().next()?;
         Some(
             (next.next_attempt_at - now())
@@ -217,9 +242,18 @@ impl ServiceCore {
 
     /// One try of the revocation of `jid`, and what it changes.
     async fn try_revocation(&self, jid: &str, actor: &Actor) -> Result<RevocationTry> {
-        let _one_at_a_time = self.revocation_turn.lock().await;
+        let _turn = self.revocation_turn(jid).await;
         let mut revocation = self.revocation(jid)?;
-        let result = self.unlink_revoked(&revocation).await;
+        let mut result = self.unlink_revoked(&revocation).await;
+        // A link that landed as its login ended may still be on its way to
+        // WhatsApp (the companion's signature in flight) when the first try
+        // logs in: refused now, linked a moment later. A refusal that soon
+        // is not yet proof that the link is gone.
+        if result == TryResult::AlreadyGone && now() - revocation.since < chrono_delay(GONE_AFTER) {
+            result = TryResult::Failed(
+                "WhatsApp does not know the link yet; it may still be completing".to_owned(),
+            );
+        }
         let completed = !matches!(result, TryResult::Failed(_));
         let message = match &result {
             TryResult::Unlinked => format!("WhatsApp confirmed the unlink of {jid}"),
@@ -415,6 +449,13 @@ async fn run_revocations(service: Weak<ServiceCore>, wakeup: Arc<Notify>) {
         }
     }
 }
+
+/// How long after a revocation was recorded a "logged out" answer is taken
+/// as proof that the link is gone.
+const GONE_AFTER: Duration = Duration::from_secs(10);
+
+/// Tries of different links that run at once.
+const REVOCATIONS_AT_ONCE: usize = 8;
 
 /// How long the runner waits before reading the table again after a read
 /// failed.

@@ -580,12 +580,23 @@ impl SessionStore {
         }
         let raw =
             serde_json::to_vec(&secrets).map_err(|e| StoreError::Serialization(Box::new(e)))?;
-        let store = Arc::clone(&self.secrets);
-        let name = self.secret_name.clone();
-        tokio::task::spawn_blocking(move || store.set(&name, &raw))
-            .await
-            .map_err(|e| StoreError::Connection(Box::new(e)))?
+        // Under the connection's lock, and refused once the store is closed:
+        // a stopped session's client can still be saving when its device is
+        // logged out or linked anew, and a key written after the wipe would
+        // outlive the logout (or meet the next login as someone else's
+        // keys). Once `close` returns, this store writes no secret. The
+        // keyring call blocks this worker for one D-Bus round trip; secrets
+        // change only at pairing and key rotations.
+        let conn = self.lock();
+        if conn.is_none() {
+            return Err(StoreError::Connection(
+                "the session store was closed: its session has ended".into(),
+            ));
+        }
+        self.secrets
+            .set(&self.secret_name, &raw)
             .map_err(keyring_error)?;
+        drop(conn);
         self.set_cached(secrets);
         Ok(())
     }
