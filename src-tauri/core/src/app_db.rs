@@ -294,6 +294,13 @@ impl AppDatabase {
     }
 
     /// All devices, ordered by id.
+    /// Whether the database knows any device.
+    pub fn has_devices(&self) -> Result<bool> {
+        Ok(self
+            .lock()
+            .query_row("SELECT EXISTS(SELECT 1 FROM devices)", [], |r| r.get(0))?)
+    }
+
     pub fn devices(&self) -> Result<Vec<Device>> {
         let conn = self.lock();
         let mut stmt = conn.prepare("SELECT * FROM devices ORDER BY id")?;

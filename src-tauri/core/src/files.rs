@@ -42,6 +42,17 @@ pub fn remove_file_if_exists(path: &Path) -> Result<()> {
     }
 }
 
+/// The SQLite database `db` and the files SQLite keeps beside it.
+pub fn sqlite_files(db: &Path) -> Vec<PathBuf> {
+    let mut files = vec![db.to_path_buf()];
+    for suffix in ["-wal", "-shm", "-journal"] {
+        let mut name = db.as_os_str().to_owned();
+        name.push(suffix);
+        files.push(PathBuf::from(name));
+    }
+    files
+}
+
 /// Where the files live inside the data folder.
 #[derive(Debug, Clone)]
 pub struct DataLayout {
@@ -108,14 +119,23 @@ impl DataLayout {
 
     /// Every file that makes up a device's session store.
     pub fn session_files(&self, id: &DeviceId) -> Vec<PathBuf> {
-        let db = self.session_db(id);
-        let mut files = vec![db.clone()];
-        for suffix in ["-wal", "-shm", "-journal"] {
-            let mut name = db.clone().into_os_string();
-            name.push(suffix);
-            files.push(PathBuf::from(name));
-        }
-        files
+        sqlite_files(&self.session_db(id))
+    }
+
+    /// The ids of the devices that have a session database, sorted.
+    pub fn session_file_ids(&self) -> Vec<DeviceId> {
+        let Ok(entries) = fs::read_dir(self.sessions_dir()) else {
+            return Vec::new();
+        };
+        let mut ids: Vec<DeviceId> = entries
+            .filter_map(|entry| {
+                let name = entry.ok()?.file_name().into_string().ok()?;
+                let id = name.strip_prefix("device-")?.strip_suffix(".sqlite3")?;
+                DeviceId::parse(id).ok()
+            })
+            .collect();
+        ids.sort();
+        ids
     }
 
     /// Deletes a device's session store files (those that exist).

@@ -24,6 +24,17 @@ pub struct LinkedIdentity {
     pub display_name: Option<String>,
 }
 
+impl LinkedIdentity {
+    /// The identity a JID tells: the JID and its phone number.
+    pub fn of_account(jid: &whatsapp_rust::Jid) -> LinkedIdentity {
+        LinkedIdentity {
+            jid: Some(jid.to_string()),
+            phone_number: Some(jid.user.to_string()),
+            display_name: None,
+        }
+    }
+}
+
 impl Device {
     /// A device just created at `at`: `disconnected`, reason `created`,
     /// never linked.

@@ -32,20 +32,7 @@ impl DeviceService {
             .filter(|d| d.has_credentials)
             .map(|d| d.id)
             .collect();
-        for file in std::fs::read_dir(core.layout.sessions_dir())
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let name = file.file_name().to_string_lossy().into_owned();
-            if let Some(id) = name
-                .strip_prefix("device-")
-                .and_then(|n| n.strip_suffix(".sqlite3"))
-                .and_then(|id| DeviceId::parse(id).ok())
-            {
-                ids.insert(id);
-            }
-        }
+        ids.extend(core.layout.session_file_ids());
         let mut moved = 0usize;
         for id in ids {
             let old = unscoped_device_entry(&id);

@@ -285,11 +285,7 @@ impl ServiceCore {
         reason: StateReason,
     ) -> Result<Device> {
         let id = device.id.clone();
-        device.paired(LinkedIdentity {
-            jid: Some(jid.to_string()),
-            phone_number: Some(jid.user.to_string()),
-            display_name: None,
-        });
+        device.paired(LinkedIdentity::of_account(&jid));
         self.save_and_emit(&device)?;
         self.record(
             &id,

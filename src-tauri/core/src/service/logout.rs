@@ -130,11 +130,7 @@ impl DeviceService {
             // half-made credentials go, and the device is back to where the
             // login started.
             if let Some(jid) = self.inner.linked_jid_in_store(&device.id) {
-                device.paired(LinkedIdentity {
-                    jid: Some(jid.to_string()),
-                    phone_number: Some(jid.user.to_string()),
-                    display_name: None,
-                });
+                device.paired(LinkedIdentity::of_account(&jid));
                 self.inner.save_and_emit(&device)?;
                 self.inner.record(
                     &device.id,

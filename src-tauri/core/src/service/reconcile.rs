@@ -50,8 +50,7 @@ pub(super) fn open_app_database(layout: &DataLayout) -> Result<OpenedDatabase> {
             aside.display()
         ));
     }
-    let lost =
-        set_aside.is_some() || (db.devices()?.is_empty() && !session_file_ids(layout).is_empty());
+    let lost = set_aside.is_some() || (!db.has_devices()? && !layout.session_file_ids().is_empty());
     if lost && set_aside.is_none() {
         warnings.push(
             "The app database knew no device, but the data folder holds session files: it was emptied or lost its recent changes. Devices are restored from their session files and keyring entries."
@@ -59,22 +58,6 @@ pub(super) fn open_app_database(layout: &DataLayout) -> Result<OpenedDatabase> {
         );
     }
     Ok(OpenedDatabase { db, lost, warnings })
-}
-
-/// The ids of the devices that have a session file.
-fn session_file_ids(layout: &DataLayout) -> Vec<DeviceId> {
-    let Ok(entries) = std::fs::read_dir(layout.sessions_dir()) else {
-        return Vec::new();
-    };
-    let mut ids: Vec<DeviceId> = entries
-        .filter_map(|entry| {
-            let name = entry.ok()?.file_name().into_string().ok()?;
-            let id = name.strip_prefix("device-")?.strip_suffix(".sqlite3")?;
-            DeviceId::parse(id).ok()
-        })
-        .collect();
-    ids.sort();
-    ids
 }
 
 impl DeviceService {
@@ -98,7 +81,9 @@ impl DeviceService {
             .into_iter()
             .map(|w| w.device_id)
             .collect();
-        let mut candidates: Vec<(DeviceId, bool)> = session_file_ids(&core.layout)
+        let mut candidates: Vec<(DeviceId, bool)> = core
+            .layout
+            .session_file_ids()
             .into_iter()
             .map(|id| (id, true))
             .collect();
@@ -219,11 +204,7 @@ impl ServiceCore {
         let mut device = Device::created(id.clone(), String::new(), now());
         let detail = match &jid {
             Some(jid) => {
-                device.paired(LinkedIdentity {
-                    jid: Some(jid.to_string()),
-                    phone_number: Some(jid.user.to_string()),
-                    display_name: None,
-                });
+                device.paired(LinkedIdentity::of_account(jid));
                 device.connecting(StateReason::Restoring, None);
                 format!(
                     "the app database did not know this device; restored as {jid} from its session file and keyring entry"

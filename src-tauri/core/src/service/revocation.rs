@@ -23,7 +23,7 @@
 use super::{DeviceService, ServiceCore, WipeStep};
 use crate::app_db::now;
 use crate::error::{ErrorCode, Result, ServiceError};
-use crate::files::{create_private_dir, remove_file_if_exists};
+use crate::files::{create_private_dir, remove_file_if_exists, sqlite_files};
 use crate::model::{
     Actor, Device, DeviceId, HistoryAction, Outcome, PendingRevocation, ServiceEvent,
 };
@@ -329,7 +329,7 @@ impl ServiceCore {
         };
         let dir = self.layout.revocations_dir();
         let path = dir.join(format!("{}.sqlite3", file_stem_of(&revocation.jid)));
-        let files = store_files(&path);
+        let files = sqlite_files(&path);
         let cleanup = || {
             for file in &files {
                 let _ = remove_file_if_exists(file);
@@ -476,16 +476,6 @@ fn file_stem_of(jid: &str) -> String {
             }
         })
         .collect()
-}
-
-fn store_files(db: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut files = vec![db.to_path_buf()];
-    for suffix in ["-wal", "-shm", "-journal"] {
-        let mut name = db.as_os_str().to_owned();
-        name.push(suffix);
-        files.push(name.into());
-    }
-    files
 }
 
 #[cfg(test)]

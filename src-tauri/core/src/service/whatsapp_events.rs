@@ -74,9 +74,8 @@ impl ServiceCore {
             }
             Event::PairSuccess(ps) => {
                 device.paired(LinkedIdentity {
-                    jid: Some(ps.id.to_string()),
-                    phone_number: Some(ps.id.user.to_string()),
                     display_name: Some(ps.business_name.clone()).filter(|n| !n.is_empty()),
+                    ..LinkedIdentity::of_account(&ps.id)
                 });
                 self.save_and_emit(&device)?;
                 self.record(
@@ -91,12 +90,11 @@ impl ServiceCore {
                 let mut identity = LinkedIdentity::default();
                 if let Some(session) = &rt.session {
                     let snapshot = session.client.persistence_manager().get_device_snapshot();
+                    if let Some(pn) = &snapshot.pn {
+                        identity = LinkedIdentity::of_account(pn);
+                    }
                     identity.display_name =
                         Some(snapshot.push_name.clone()).filter(|n| !n.is_empty());
-                    if let Some(pn) = &snapshot.pn {
-                        identity.jid = Some(pn.to_string());
-                        identity.phone_number = Some(pn.user.to_string());
-                    }
                     session.stop_library_retries();
                 }
                 rt.connect_permit = None;

@@ -195,6 +195,17 @@ async fn a_delete_killed_between_any_two_steps_is_finished_at_start_up() {
     }
 }
 
+/// In a child: tells the parent the step was reached, then blocks until
+/// the parent kills the process.
+fn wait_to_be_killed(step: impl std::fmt::Debug) -> ! {
+    use std::io::Write;
+    println!("REACHED {step:?}");
+    std::io::stdout().flush().unwrap();
+    loop {
+        std::thread::sleep(Duration::from_secs(60));
+    }
+}
+
 const LOGIN_STEPS: [(&str, LoginStep); 2] = [
     ("pairing_recorded", LoginStep::PairingRecorded),
     ("session_started", LoginStep::SessionStarted),
@@ -276,12 +287,7 @@ async fn child_login_until_killed() {
     let mut config = config(std::path::Path::new(&data), &keyring_service);
     config.login_step_observer = Some(Arc::new(move |_id, step| {
         if step == stop_at {
-            use std::io::Write;
-            println!("REACHED {step:?}");
-            std::io::stdout().flush().unwrap();
-            loop {
-                std::thread::sleep(Duration::from_secs(60));
-            }
+            wait_to_be_killed(step);
         }
     }));
     let service = DeviceService::open(config).await.unwrap();
@@ -304,13 +310,7 @@ async fn child_wipe_until_killed() {
     let mut config = config(std::path::Path::new(&data), &keyring_service);
     config.wipe_step_observer = Some(Arc::new(move |_id, step| {
         if step == stop_at {
-            use std::io::Write;
-            println!("REACHED {step:?}");
-            std::io::stdout().flush().unwrap();
-            // Wait here to be killed.
-            loop {
-                std::thread::sleep(Duration::from_secs(60));
-            }
+            wait_to_be_killed(step);
         }
     }));
     let service = DeviceService::open(config).await.unwrap();
