@@ -1,46 +1,11 @@
-//! Where long-term secrets live: the OS keyring, behind [`SecretStore`].
-//!
-//! Invariant: secret bytes go only through this trait. If the keyring cannot
-//! be reached the operation fails with `keyring_unavailable`; nothing falls
-//! back to a file.
+//! The OS keyring on Linux: the freedesktop Secret Service, over D-Bus.
 
+use super::SecretStore;
+use super::batch;
 use crate::error::{ErrorCode, Result, ServiceError};
 use dbus_secret_service::{self as ss, EncryptionType, Item, SecretService};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-
-mod batch;
-mod names;
-
-pub use names::{KeyringNames, UNSCOPED_API_PASSWORD, unscoped_device_entry};
-
-/// A store of named secrets.
-pub trait SecretStore: Send + Sync + 'static {
-    /// The secret called `name`, or `None` if there is none.
-    fn get(&self, name: &str) -> Result<Option<Vec<u8>>>;
-    /// Creates or replaces the secret called `name`.
-    fn set(&self, name: &str, secret: &[u8]) -> Result<()>;
-    /// Deletes the secret called `name`; deleting a missing one succeeds.
-    fn delete(&self, name: &str) -> Result<()>;
-    /// Every secret whose name starts with `prefix`, by name, read in one
-    /// pass: the start-up restore reads all devices' entries this way
-    /// instead of one lookup per device. A name with more than one entry is
-    /// left out (its own `get` reports the ambiguity). A store that cannot
-    /// list its entries returns none, and callers fall back to `get`.
-    ///
-    /// `named_by` reads the name of its entry that a secret carries, if it
-    /// carries one (see `session::store::secret_entry_name`): a store that
-    /// reads names dearer than secrets takes that name, and reads its own
-    /// record of the name only for secrets that carry none.
-    fn get_all(
-        &self,
-        prefix: &str,
-        named_by: &dyn Fn(&[u8]) -> Option<String>,
-    ) -> Result<HashMap<String, Vec<u8>>> {
-        let _ = (prefix, named_by);
-        Ok(HashMap::new())
-    }
-}
 
 /// The OS keyring: the freedesktop Secret Service on Linux (gnome-keyring,
 /// KWallet), spoken to directly over D-Bus.
@@ -419,69 +384,6 @@ fn ambiguous_error(count: usize) -> ServiceError {
     ServiceError::internal(format!("{count} keyring entries match one name"))
 }
 
-/// Secrets in process memory: for unit tests of logic that needs some store.
-/// Never used by the product (it would lose credentials at exit).
-#[derive(Debug, Default)]
-pub struct MemorySecretStore {
-    entries: Mutex<HashMap<String, Vec<u8>>>,
-}
-
-impl MemorySecretStore {
-    pub fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .entries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .keys()
-            .cloned()
-            .collect();
-        names.sort();
-        names
-    }
-}
-
-impl SecretStore for MemorySecretStore {
-    fn get(&self, name: &str) -> Result<Option<Vec<u8>>> {
-        Ok(self
-            .entries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(name)
-            .cloned())
-    }
-
-    fn set(&self, name: &str, secret: &[u8]) -> Result<()> {
-        self.entries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(name.to_owned(), secret.to_vec());
-        Ok(())
-    }
-
-    fn delete(&self, name: &str) -> Result<()> {
-        self.entries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(name);
-        Ok(())
-    }
-
-    fn get_all(
-        &self,
-        prefix: &str,
-        _named_by: &dyn Fn(&[u8]) -> Option<String>,
-    ) -> Result<HashMap<String, Vec<u8>>> {
-        Ok(self
-            .entries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .filter(|(name, _)| name.starts_with(prefix))
-            .map(|(name, secret)| (name.clone(), secret.clone()))
-            .collect())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -499,17 +401,5 @@ mod tests {
         let err = map_keyring_error(keyring::Error::BadEncoding(b"SECRET-BYTES".to_vec()));
         assert!(!err.message.contains("SECRET"));
         assert!(!format!("{err:?}").contains("83, 69, 67"));
-    }
-
-    #[test]
-    fn memory_store_deletes_missing_entries_without_error() {
-        let store = MemorySecretStore::default();
-        store
-            .delete("nothing")
-            .expect("delete of a missing entry succeeds");
-        store.set("a", b"1").expect("set");
-        assert_eq!(store.get("a").expect("get"), Some(b"1".to_vec()));
-        store.delete("a").expect("delete");
-        assert_eq!(store.get("a").expect("get"), None);
     }
 }

@@ -1,0 +1,45 @@
+//! Where long-term secrets live: the OS keyring, behind [`SecretStore`].
+//!
+//! Invariant: secret bytes go only through this trait. If the keyring cannot
+//! be reached the operation fails with `keyring_unavailable`; nothing falls
+//! back to a file.
+
+use crate::error::Result;
+use std::collections::HashMap;
+
+mod batch;
+mod memory;
+mod names;
+mod secret_service;
+
+pub use memory::MemorySecretStore;
+pub use names::{KeyringNames, UNSCOPED_API_PASSWORD, unscoped_device_entry};
+pub use secret_service::{DEFAULT_KEYRING_SERVICE, KeyringSecretStore, map_keyring_error};
+
+/// A store of named secrets.
+pub trait SecretStore: Send + Sync + 'static {
+    /// The secret called `name`, or `None` if there is none.
+    fn get(&self, name: &str) -> Result<Option<Vec<u8>>>;
+    /// Creates or replaces the secret called `name`.
+    fn set(&self, name: &str, secret: &[u8]) -> Result<()>;
+    /// Deletes the secret called `name`; deleting a missing one succeeds.
+    fn delete(&self, name: &str) -> Result<()>;
+    /// Every secret whose name starts with `prefix`, by name, read in one
+    /// pass: the start-up restore reads all devices' entries this way
+    /// instead of one lookup per device. A name with more than one entry is
+    /// left out (its own `get` reports the ambiguity). A store that cannot
+    /// list its entries returns none, and callers fall back to `get`.
+    ///
+    /// `named_by` reads the name of its entry that a secret carries, if it
+    /// carries one (see `session::store::secret_entry_name`): a store that
+    /// reads names dearer than secrets takes that name, and reads its own
+    /// record of the name only for secrets that carry none.
+    fn get_all(
+        &self,
+        prefix: &str,
+        named_by: &dyn Fn(&[u8]) -> Option<String>,
+    ) -> Result<HashMap<String, Vec<u8>>> {
+        let _ = (prefix, named_by);
+        Ok(HashMap::new())
+    }
+}
