@@ -7,14 +7,19 @@
 use crate::error::Result;
 use std::collections::HashMap;
 
+#[cfg(target_os = "linux")]
 mod batch;
+mod deadline;
+mod keyring;
 mod memory;
 mod names;
+#[cfg(target_os = "linux")]
 mod secret_service;
 
+pub use deadline::KEYRING_CALL_LIMIT;
+pub use keyring::KeyringSecretStore;
 pub use memory::MemorySecretStore;
 pub use names::{KeyringNames, UNSCOPED_API_PASSWORD, unscoped_device_entry};
-pub use secret_service::{DEFAULT_KEYRING_SERVICE, KeyringSecretStore, map_keyring_error};
 
 /// A store of named secrets.
 pub trait SecretStore: Send + Sync + 'static {

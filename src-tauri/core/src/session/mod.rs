@@ -230,6 +230,8 @@ impl LiveSession {
         if let Some(raw) = secrets.prefetched {
             store.prime(&raw)?;
         }
+        // A failure left by an earlier user of the store is not this start's.
+        store.take_keyring_failure();
 
         let ended = events.clone();
         let library_retries = !matches!(purpose, SessionPurpose::Connect);
@@ -277,7 +279,7 @@ impl LiveSession {
                     .await
             }
         }
-        .map_err(map_build_error)?;
+        .map_err(|err| build_error(&store, err))?;
         let client = bot.client();
         client
             .enable_auto_reconnect
@@ -347,13 +349,14 @@ pub const SIMULATOR_CLIENT_VERSION: (u32, u32, u32) = (2, 3000, 1_000_000_000);
 /// How long a clean disconnect may take before the client task is aborted.
 const STOP_TIMEOUT: Duration = Duration::from_secs(3);
 
-fn map_build_error(err: whatsapp_rust::bot::BotBuilderError) -> ServiceError {
-    // The library reports store failures here; a keyring failure surfaces as
-    // a store connection error whose text we wrote ourselves (no secrets).
-    let text = err.to_string();
-    if text.contains("Secret Service") || text.contains("keyring") {
-        ServiceError::keyring_unavailable(text)
-    } else {
-        ServiceError::internal(format!("cannot start the WhatsApp client: {text}"))
-    }
+/// Why the client could not start. A keyring failure the store met is
+/// reported as itself (`keyring_unavailable` and its words), recognised by
+/// type; anything else is `internal`.
+fn build_error(
+    store: &store::SessionStore,
+    err: whatsapp_rust::bot::BotBuilderError,
+) -> ServiceError {
+    store.take_keyring_failure().unwrap_or_else(|| {
+        ServiceError::internal(format!("cannot start the WhatsApp client: {err}"))
+    })
 }

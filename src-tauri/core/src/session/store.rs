@@ -25,7 +25,8 @@
 //! fresh device through `save()`, which scrubs it.
 //!
 //! Errors: SQLite failures are `StoreError::Database`; a keyring failure is
-//! `StoreError::Connection` carrying the service's message (no secret).
+//! `StoreError::Connection` carrying the service's message (no secret), and
+//! the typed failure is kept for [`SessionStore::take_keyring_failure`].
 
 use crate::error::ServiceError;
 use crate::files::create_private_file;
@@ -161,11 +162,6 @@ fn scrubbed(device: &Device) -> Result<Device> {
     copy.signed_pre_key = placeholder_key_pair()?;
     copy.adv_secret_key = [0u8; 32];
     Ok(copy)
-}
-
-fn keyring_error(err: crate::ServiceError) -> StoreError {
-    // The service error message carries no secret (see `secrets`).
-    StoreError::Connection(err.message.into())
 }
 
 /// The keyring entry name a stored [`DeviceSecrets`] says it is kept under,
@@ -341,6 +337,10 @@ pub struct SessionStore {
     /// What the keyring entry holds, once read or written: saves that change
     /// no secret (most of them) then cost no keyring round trip.
     cached: Mutex<Option<DeviceSecrets>>,
+    /// The last keyring failure, as the service's typed error: the library
+    /// sees only a `StoreError`, and whoever started it recognises the
+    /// failure by this (see [`SessionStore::take_keyring_failure`]).
+    keyring_failure: Mutex<Option<ServiceError>>,
 }
 
 impl SessionStore {
@@ -401,6 +401,7 @@ impl SessionStore {
             secrets,
             secret_name,
             cached: Mutex::new(None),
+            keyring_failure: Mutex::new(None),
         })
     }
 
@@ -546,6 +547,27 @@ impl SessionStore {
         Ok(u32::try_from(self.run(sql, params)?).unwrap_or(u32::MAX))
     }
 
+    /// The keyring failure behind the last `StoreError::Connection` this
+    /// store returned, if one was: taken, so that it is reported once.
+    pub fn take_keyring_failure(&self) -> Option<ServiceError> {
+        self.keyring_failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
+    /// `err` as the library's error, recorded for
+    /// [`SessionStore::take_keyring_failure`]. The service error's message
+    /// carries no secret (see `secrets`).
+    fn keyring_failed(&self, err: ServiceError) -> StoreError {
+        let returned = StoreError::Connection(err.message.clone().into());
+        *self
+            .keyring_failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(err);
+        returned
+    }
+
     fn cached(&self) -> Option<DeviceSecrets> {
         self.cached
             .lock()
@@ -566,7 +588,7 @@ impl SessionStore {
         let raw = tokio::task::spawn_blocking(move || store.get(&name))
             .await
             .map_err(|e| StoreError::Connection(Box::new(e)))?
-            .map_err(keyring_error)?;
+            .map_err(|e| self.keyring_failed(e))?;
         let Some(raw) = raw else { return Ok(None) };
         let secrets = parse_secrets(&raw, &self.secret_name)
             .map_err(|why| StoreError::Validation(format!("the device's keyring entry {why}")))?;
@@ -595,7 +617,7 @@ impl SessionStore {
         }
         self.secrets
             .set(&self.secret_name, &raw)
-            .map_err(keyring_error)?;
+            .map_err(|e| self.keyring_failed(e))?;
         drop(conn);
         self.set_cached(secrets);
         Ok(())

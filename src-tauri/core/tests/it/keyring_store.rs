@@ -76,7 +76,7 @@ fn a_missing_entry_reads_as_none() {
 #[test]
 fn entries_written_by_the_keyring_crate_load_and_the_other_way_round() {
     let store = test_keyring();
-    let old = keyring::Entry::new(store.service(), "device/old").unwrap();
+    let old = keyring3::Entry::new(store.service(), "device/old").unwrap();
     old.set_secret(b"written by keyring 3").unwrap();
     assert_eq!(
         store.get("device/old").unwrap(),
@@ -87,10 +87,10 @@ fn entries_written_by_the_keyring_crate_load_and_the_other_way_round() {
     store.set("device/old", b"updated").unwrap();
     assert_eq!(old.get_secret().unwrap(), b"updated".to_vec());
     store.delete("device/old").unwrap();
-    assert!(matches!(old.get_secret(), Err(keyring::Error::NoEntry)));
+    assert!(matches!(old.get_secret(), Err(keyring3::Error::NoEntry)));
 
     store.set("device/new", b"written by the store").unwrap();
-    let new = keyring::Entry::new(store.service(), "device/new").unwrap();
+    let new = keyring3::Entry::new(store.service(), "device/new").unwrap();
     assert_eq!(new.get_secret().unwrap(), b"written by the store".to_vec());
     new.delete_credential().unwrap();
     assert_eq!(store.get("device/new").unwrap(), None);

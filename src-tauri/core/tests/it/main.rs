@@ -12,6 +12,7 @@ mod crash;
 mod faults;
 mod keyring_store;
 mod links;
+mod locked_keyring;
 mod qr;
 mod service_offline;
 mod session_store;
