@@ -21,7 +21,7 @@
 //! - [`reconcile`]: devices the app database lost, found by their files;
 //! - [`restore`]: the start-up restore and its keyring prefetch;
 //! - [`revocation`]: pending revocations, retried until WhatsApp confirms;
-//! - [`whatsapp_events`]: how the events of a device's WhatsApp session
+//! - [`reaction_effects`]: how the events of a device's WhatsApp session
 //!   change the device.
 
 mod config;
@@ -30,10 +30,10 @@ mod device_lock;
 mod keyring_scope;
 mod login;
 mod logout;
+mod reaction_effects;
 mod reconcile;
 mod restore;
 mod revocation;
-mod whatsapp_events;
 
 pub use config::{RetryPolicy, ServiceConfig};
 pub use login::{LoginStep, LoginStepObserver};
