@@ -1,119 +1,118 @@
-//! Reactions to the events of a device's WhatsApp session.
+//! Carrying out the [`Reaction`]s of [`super::reactions`] to the events of a
+//! device's WhatsApp session, with the device's lock held. What a reaction
+//! is, and its wording, is decided there; this only applies it.
 
 use super::ServiceCore;
 use super::device_lock::DeviceRuntime;
-use super::login::{expiry_after, format_pairing_code, qr_svg};
+use super::login::qr_svg;
+use super::reactions::{
+    HistoryRecord, PairingEnd, Reaction, account_identity, react, react_to_session_end,
+};
 use crate::app_db::{PendingWipe, now};
 use crate::error::{Result, ServiceError};
 use crate::lifecycle::LinkedIdentity;
-use crate::model::{
-    Actor, Device, DeviceState, HistoryAction, Outcome, PairingCode, QrCode, ServiceEvent,
-    StateReason,
-};
+use crate::model::{Device, DeviceId, PairingCode, QrCode, ServiceEvent};
 use std::sync::Arc;
-use wacore::types::events::{ConnectFailureReason, Event};
+use wacore::types::events::Event;
 
 impl ServiceCore {
+    /// Applies what `event` of the device's current session does to it.
     pub(super) async fn apply_event(
         self: &Arc<Self>,
         rt: &mut DeviceRuntime,
-        mut device: Device,
+        device: Device,
         event: &Event,
     ) -> Result<()> {
+        let reaction = react(&device, event, now());
+        self.apply_reaction(rt, device, reaction).await
+    }
+
+    /// The client's run loop ended by itself: the session stops, then what
+    /// [`react_to_session_end`] says happens. The time the session logged in
+    /// outlives the stop, for the backoff of a retry.
+    pub(super) async fn apply_session_end(
+        self: &Arc<Self>,
+        rt: &mut DeviceRuntime,
+        device: Device,
+    ) -> Result<()> {
+        let reaction = react_to_session_end(&device);
+        let connected_since = rt.connected_since;
+        if let Some(session) = rt.take_session() {
+            session.stop().await;
+        }
+        if reaction == Reaction::RetryLater {
+            rt.connected_since = connected_since;
+        }
+        self.apply_reaction(rt, device, reaction).await
+    }
+
+    async fn apply_reaction(
+        self: &Arc<Self>,
+        rt: &mut DeviceRuntime,
+        mut device: Device,
+        reaction: Reaction,
+    ) -> Result<()> {
         let id = device.id.clone();
-        match event {
-            Event::PairingQrCode(qr) => {
+        match reaction {
+            Reaction::Ignored => {}
+            Reaction::ShowQrCode {
+                payload,
+                expires_at,
+            } => {
                 let code = QrCode {
-                    device_id: id.clone(),
-                    svg: qr_svg(&qr.code)?,
-                    expires_at: expiry_after(qr.timeout),
+                    device_id: id,
+                    svg: qr_svg(&payload)?,
+                    expires_at,
                 };
                 if let Some(tx) = rt.first_qr.take() {
                     let _ = tx.send(Ok(code.clone()));
                 }
                 let _ = self.events.send(ServiceEvent::QrCode(code));
             }
-            Event::PairingCode(pc) => {
+            Reaction::ShowPairingCode { code, expires_at } => {
                 let code = PairingCode {
-                    device_id: id.clone(),
-                    code: format_pairing_code(&pc.code),
-                    expires_at: expiry_after(pc.timeout),
+                    device_id: id,
+                    code,
+                    expires_at,
                 };
                 if let Some(tx) = rt.pairing_code.take() {
                     let _ = tx.send(Ok(code.clone()));
                 }
                 let _ = self.events.send(ServiceEvent::PairingCode(code));
             }
-            Event::PairingCodeError(_) | Event::PairError(_) => {
+            Reaction::PairingRefused { answer, ending } => {
                 if let Some(tx) = rt.pairing_code.take() {
-                    let _ = tx.send(Err(ServiceError::whatsapp(
-                        "WhatsApp refused the pairing code request",
-                    )));
+                    let _ = tx.send(Err(ServiceError::whatsapp(answer)));
                 }
-                if device.state == DeviceState::Pairing {
-                    self.end_pairing(rt, device, StateReason::PairingFailed)
-                        .await?;
-                    self.record(
-                        &id,
-                        HistoryAction::PairingFailed,
-                        &Actor::Whatsapp,
-                        Outcome::Failed,
-                        "the pairing failed".to_owned(),
-                    );
+                if let Some(ending) = ending {
+                    self.apply_pairing_end(rt, device, ending).await?;
                 }
             }
-            Event::PairingQrCodesExhausted(_) if device.state == DeviceState::Pairing => {
-                self.end_pairing(rt, device, StateReason::QrExpired).await?;
-                self.record(
-                    &id,
-                    HistoryAction::QrExpired,
-                    &Actor::System,
-                    Outcome::Ok,
-                    "every QR code expired without a scan".to_owned(),
-                );
+            Reaction::EndPairing(ending) => self.apply_pairing_end(rt, device, ending).await?,
+            Reaction::Paired { identity, record } => {
+                self.save_paired(&mut device, identity, record)?;
             }
-            Event::PairSuccess(ps) => {
-                device.paired(LinkedIdentity {
-                    display_name: Some(ps.business_name.clone()).filter(|n| !n.is_empty()),
-                    ..LinkedIdentity::of_account(&ps.id)
-                });
-                self.save_and_emit(&device)?;
-                self.record(
-                    &id,
-                    HistoryAction::Paired,
-                    &Actor::Whatsapp,
-                    Outcome::Ok,
-                    format!("linked as {}", ps.id),
-                );
-            }
-            Event::Connected(_) => {
+            Reaction::LogIn { at } => {
                 let mut identity = LinkedIdentity::default();
                 if let Some(session) = &rt.session {
                     let snapshot = session.client.persistence_manager().get_device_snapshot();
-                    if let Some(pn) = &snapshot.pn {
-                        identity = LinkedIdentity::of_account(pn);
-                    }
-                    identity.display_name =
-                        Some(snapshot.push_name.clone()).filter(|n| !n.is_empty());
+                    identity = account_identity(snapshot.pn.as_ref(), &snapshot.push_name);
                     session.stop_library_retries();
                 }
                 rt.connect_permit = None;
                 rt.connected_since = Some(std::time::Instant::now());
-                device.logged_in(now(), identity);
+                device.logged_in(at, identity);
                 self.save_and_emit(&device)?;
             }
-            Event::SelfPushNameUpdated(update) => {
-                device.renamed_by_account(update.new_name.clone());
+            Reaction::Renamed { display_name } => {
+                device.renamed_by_account(display_name);
                 self.save_and_emit(&device)?;
             }
-            Event::LoggedOut(out) => {
-                if device.state == DeviceState::Pairing && !device.has_credentials {
-                    self.end_pairing(rt, device, StateReason::PairingFailed)
-                        .await?;
-                    return Ok(());
-                }
-                // The server ended the session for good: the credentials are
-                // worthless now, wipe them like a logout without the unlink.
+            Reaction::Wipe {
+                reason,
+                record,
+                notice,
+            } => {
                 if let Some(session) = rt.take_session() {
                     session.stop().await;
                 }
@@ -121,104 +120,66 @@ impl ServiceCore {
                     device_id: id.clone(),
                     delete_device: false,
                     unlink_confirmed: true,
-                    actor: Actor::Whatsapp,
+                    actor: record.actor.clone(),
                 };
-                let (reason, action, message) = match out.reason {
-                    ConnectFailureReason::LoggedOut => (
-                        StateReason::RemovedFromPhone,
-                        HistoryAction::RemovedFromPhone,
-                        "the device was removed in the phone's Linked devices; its credentials were wiped",
-                    ),
-                    ConnectFailureReason::AccountLocked => (
-                        StateReason::AccountLocked,
-                        HistoryAction::AccountLocked,
-                        "WhatsApp locked the account and logged the device out; its credentials were wiped",
-                    ),
-                    _ => (
-                        StateReason::LoggedOutByWhatsapp,
-                        HistoryAction::LoggedOutByWhatsapp,
-                        "WhatsApp logged the device out; its credentials were wiped",
-                    ),
-                };
-                // The device goes straight to its final reason: no snapshot
-                // in between shows `logged_out`.
                 self.db.begin_wipe(&wipe)?;
                 self.finish_wipe(&wipe, reason).await?;
-                self.record(
-                    &id,
-                    action,
-                    &Actor::Whatsapp,
-                    Outcome::Ok,
-                    format!("{message} (reason {:?})", out.reason),
-                );
-                self.notice(&id, reason, message.to_owned());
+                self.record_entry(&id, record);
+                self.notice(&id, reason, notice);
             }
-            Event::StreamReplaced(_) => {
-                self.go_offline(
-                    rt,
-                    device,
-                    StateReason::Replaced,
-                    None,
-                    HistoryAction::Replaced,
-                    "another client took over this session; reconnect or log out".to_owned(),
-                )
-                .await?;
+            Reaction::GoOffline {
+                reason,
+                ban_expires_at,
+                record,
+                notice,
+            } => {
+                if let Some(session) = rt.take_session() {
+                    session.stop().await;
+                }
+                device.offline(reason, ban_expires_at);
+                self.save_and_emit(&device)?;
+                self.record_entry(&id, record);
+                self.notice(&id, reason, notice);
             }
-            Event::TemporaryBan(ban) => {
-                let until = now() + ban.expire;
-                self.go_offline(
-                    rt,
-                    device,
-                    StateReason::TemporarilyBanned,
-                    Some(until),
-                    HistoryAction::TemporarilyBanned,
-                    format!(
-                        "WhatsApp banned the account temporarily ({:?}) until {}",
-                        ban.code,
-                        until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-                    ),
-                )
-                .await?;
-            }
-            Event::ClientOutdated(_) => {
-                self.go_offline(
-                    rt,
-                    device,
-                    StateReason::ClientOutdated,
-                    None,
-                    HistoryAction::ClientOutdated,
-                    "WhatsApp refuses this client version; update the app".to_owned(),
-                )
-                .await?;
-            }
-            _ => {}
+            Reaction::RetryLater => self.retry_later(rt, device)?,
         }
         Ok(())
     }
 
-    /// A permanent server-side ending that keeps the credentials.
-    pub(super) async fn go_offline(
-        &self,
+    async fn apply_pairing_end(
+        self: &Arc<Self>,
         rt: &mut DeviceRuntime,
-        mut device: Device,
-        reason: StateReason,
-        ban_expires_at: Option<chrono::DateTime<chrono::Utc>>,
-        action: HistoryAction,
-        message: String,
+        device: Device,
+        ending: PairingEnd,
     ) -> Result<()> {
-        if let Some(session) = rt.take_session() {
-            session.stop().await;
+        let id = device.id.clone();
+        self.end_pairing(rt, device, ending.reason).await?;
+        if let Some(record) = ending.record {
+            self.record_entry(&id, record);
         }
-        device.offline(reason, ban_expires_at);
-        self.save_and_emit(&device)?;
-        self.record(
-            &device.id,
-            action,
-            &Actor::Whatsapp,
-            Outcome::Ok,
-            message.clone(),
-        );
-        self.notice(&device.id, reason, message);
         Ok(())
+    }
+
+    /// [`Device::paired`] with `identity`, saved, then `record`.
+    pub(super) fn save_paired(
+        &self,
+        device: &mut Device,
+        identity: LinkedIdentity,
+        record: HistoryRecord,
+    ) -> Result<()> {
+        device.paired(identity);
+        self.save_and_emit(device)?;
+        self.record_entry(&device.id, record);
+        Ok(())
+    }
+
+    fn record_entry(&self, id: &DeviceId, record: HistoryRecord) {
+        self.record(
+            id,
+            record.action,
+            &record.actor,
+            record.outcome,
+            record.detail,
+        );
     }
 }
