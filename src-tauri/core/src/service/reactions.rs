@@ -4,9 +4,8 @@
 //!
 //! Pure: [`react`] and [`react_to_session_end`] read only their arguments
 //! and return a [`Reaction`], plain data. Carrying it out (stopping the
-//! session, saving, wiping, recording) is
-//! [`ServiceCore::apply_reaction`](super::ServiceCore), which decides and
-//! words nothing.
+//! session, saving, wiping, recording) is separate, in
+//! [`super::reaction_effects`], which decides and words nothing.
 
 use super::login::format_pairing_code;
 use crate::lifecycle::LinkedIdentity;
