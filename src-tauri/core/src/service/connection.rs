@@ -204,44 +204,9 @@ impl ServiceCore {
             // the device keeps its last recorded state.
             let _ = match signal {
                 SessionSignal::Event(event) => self.apply_event(&mut rt, device, &event).await,
-                SessionSignal::Ended => self.session_ended(&mut rt, device).await,
+                SessionSignal::Ended => self.apply_session_end(&mut rt, device).await,
             };
         }
-    }
-
-    /// The client's run loop ended by itself (the connection failed or
-    /// dropped, and the client does not retry). A device that should be
-    /// connected gets its next attempt scheduled; a pending login ends.
-    pub(super) async fn session_ended(
-        self: &Arc<Self>,
-        rt: &mut DeviceRuntime,
-        device: Device,
-    ) -> Result<()> {
-        let connected_since = rt.connected_since;
-        if let Some(session) = rt.take_session() {
-            session.stop().await;
-        }
-        if device.has_credentials
-            && matches!(
-                device.state,
-                DeviceState::Connecting | DeviceState::LoggedIn
-            )
-        {
-            rt.connected_since = connected_since;
-            self.retry_later(rt, device)?;
-        } else if device.state == DeviceState::Pairing {
-            let id = device.id.clone();
-            self.end_pairing(rt, device, StateReason::PairingFailed)
-                .await?;
-            self.record(
-                &id,
-                HistoryAction::PairingFailed,
-                &Actor::System,
-                Outcome::Failed,
-                "the connection ended before the phone linked the device".to_owned(),
-            );
-        }
-        Ok(())
     }
 
     /// `connecting` with the time of the next attempt, which is scheduled

@@ -1,8 +1,8 @@
 //! Logging in by QR code or pairing code, and cancelling a pending login.
 
 use super::device_lock::DeviceRuntime;
+use super::reactions::paired_record;
 use super::{DeviceService, ServiceCore};
-use crate::app_db::now;
 use crate::error::{ErrorCode, Result, ServiceError};
 use crate::lifecycle::LinkedIdentity;
 use crate::model::{
@@ -12,7 +12,6 @@ use crate::model::{
 use crate::session::SessionPurpose;
 use crate::session::store::SessionStore;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::oneshot;
 
 /// An early step of a login, reported to
@@ -222,10 +221,6 @@ pub(super) fn format_pairing_code(code: &str) -> String {
     }
 }
 
-pub(super) fn expiry_after(timeout: Duration) -> chrono::DateTime<chrono::Utc> {
-    now() + chrono::Duration::from_std(timeout).unwrap_or(chrono::Duration::zero())
-}
-
 impl ServiceCore {
     /// Ends a pending login: answers the login still waiting for its code,
     /// stops the session, wipes what it created, and returns the device to
@@ -285,15 +280,13 @@ impl ServiceCore {
         reason: StateReason,
     ) -> Result<Device> {
         let id = device.id.clone();
-        device.paired(LinkedIdentity::of_account(&jid));
-        self.save_and_emit(&device)?;
-        self.record(
-            &id,
-            HistoryAction::Paired,
-            &Actor::Whatsapp,
-            Outcome::Ok,
-            format!("linked as {jid} while the login was ending; the link is ended now"),
-        );
+        self.save_paired(
+            &mut device,
+            LinkedIdentity::of_account(&jid),
+            paired_record(format!(
+                "linked as {jid} while the login was ending; the link is ended now"
+            )),
+        )?;
         // The library may not have written the JID to the store yet.
         let store = SessionStore::open_named(
             &self.layout.session_db(&id),

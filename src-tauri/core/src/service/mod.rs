@@ -21,8 +21,11 @@
 //! - [`reconcile`]: devices the app database lost, found by their files;
 //! - [`restore`]: the start-up restore and its keyring prefetch;
 //! - [`revocation`]: pending revocations, retried until WhatsApp confirms;
-//! - [`whatsapp_events`]: how the events of a device's WhatsApp session
-//!   change the device.
+//! - [`reactions`]: the table of what each event of a device's WhatsApp
+//!   session, and the end of its run loop, does to the device (pure data:
+//!   transition, reason, history entry, notice, wording);
+//! - [`reaction_effects`]: applying those reactions under the device's lock
+//!   (stopping the session, saving, wiping, recording).
 
 mod config;
 mod connection;
@@ -30,10 +33,11 @@ mod device_lock;
 mod keyring_scope;
 mod login;
 mod logout;
+mod reaction_effects;
+mod reactions;
 mod reconcile;
 mod restore;
 mod revocation;
-mod whatsapp_events;
 
 pub use config::{RetryPolicy, ServiceConfig};
 pub use login::{LoginStep, LoginStepObserver};

@@ -1,0 +1,185 @@
+//! Carrying out the [`Reaction`]s of [`super::reactions`] to the events of a
+//! device's WhatsApp session, with the device's lock held. What a reaction
+//! is, and its wording, is decided there; this only applies it.
+
+use super::ServiceCore;
+use super::device_lock::DeviceRuntime;
+use super::login::qr_svg;
+use super::reactions::{
+    HistoryRecord, PairingEnd, Reaction, account_identity, react, react_to_session_end,
+};
+use crate::app_db::{PendingWipe, now};
+use crate::error::{Result, ServiceError};
+use crate::lifecycle::LinkedIdentity;
+use crate::model::{Device, DeviceId, PairingCode, QrCode, ServiceEvent};
+use std::sync::Arc;
+use wacore::types::events::Event;
+
+impl ServiceCore {
+    /// Applies what `event` of the device's current session does to it.
+    pub(super) async fn apply_event(
+        self: &Arc<Self>,
+        rt: &mut DeviceRuntime,
+        device: Device,
+        event: &Event,
+    ) -> Result<()> {
+        let reaction = react(&device, event, now());
+        self.apply_reaction(rt, device, reaction).await
+    }
+
+    /// The client's run loop ended by itself: the session stops, then what
+    /// [`react_to_session_end`] says happens. The time the session logged in
+    /// outlives the stop, for the backoff of a retry.
+    pub(super) async fn apply_session_end(
+        self: &Arc<Self>,
+        rt: &mut DeviceRuntime,
+        device: Device,
+    ) -> Result<()> {
+        let reaction = react_to_session_end(&device);
+        let connected_since = rt.connected_since;
+        if let Some(session) = rt.take_session() {
+            session.stop().await;
+        }
+        if reaction == Reaction::RetryLater {
+            rt.connected_since = connected_since;
+        }
+        self.apply_reaction(rt, device, reaction).await
+    }
+
+    async fn apply_reaction(
+        self: &Arc<Self>,
+        rt: &mut DeviceRuntime,
+        mut device: Device,
+        reaction: Reaction,
+    ) -> Result<()> {
+        let id = device.id.clone();
+        match reaction {
+            Reaction::Ignored => {}
+            Reaction::ShowQrCode {
+                payload,
+                expires_at,
+            } => {
+                let code = QrCode {
+                    device_id: id,
+                    svg: qr_svg(&payload)?,
+                    expires_at,
+                };
+                if let Some(tx) = rt.first_qr.take() {
+                    let _ = tx.send(Ok(code.clone()));
+                }
+                let _ = self.events.send(ServiceEvent::QrCode(code));
+            }
+            Reaction::ShowPairingCode { code, expires_at } => {
+                let code = PairingCode {
+                    device_id: id,
+                    code,
+                    expires_at,
+                };
+                if let Some(tx) = rt.pairing_code.take() {
+                    let _ = tx.send(Ok(code.clone()));
+                }
+                let _ = self.events.send(ServiceEvent::PairingCode(code));
+            }
+            Reaction::PairingRefused { answer, ending } => {
+                if let Some(tx) = rt.pairing_code.take() {
+                    let _ = tx.send(Err(ServiceError::whatsapp(answer)));
+                }
+                if let Some(ending) = ending {
+                    self.apply_pairing_end(rt, device, ending).await?;
+                }
+            }
+            Reaction::EndPairing(ending) => self.apply_pairing_end(rt, device, ending).await?,
+            Reaction::Paired { identity, record } => {
+                self.save_paired(&mut device, identity, record)?;
+            }
+            Reaction::LogIn { at } => {
+                let mut identity = LinkedIdentity::default();
+                if let Some(session) = &rt.session {
+                    let snapshot = session.client.persistence_manager().get_device_snapshot();
+                    identity = account_identity(snapshot.pn.as_ref(), &snapshot.push_name);
+                    session.stop_library_retries();
+                }
+                rt.connect_permit = None;
+                rt.connected_since = Some(std::time::Instant::now());
+                device.logged_in(at, identity);
+                self.save_and_emit(&device)?;
+            }
+            Reaction::Renamed { display_name } => {
+                device.renamed_by_account(display_name);
+                self.save_and_emit(&device)?;
+            }
+            Reaction::Wipe {
+                reason,
+                record,
+                notice,
+            } => {
+                if let Some(session) = rt.take_session() {
+                    session.stop().await;
+                }
+                let wipe = PendingWipe {
+                    device_id: id.clone(),
+                    delete_device: false,
+                    unlink_confirmed: true,
+                    actor: record.actor.clone(),
+                };
+                self.db.begin_wipe(&wipe)?;
+                self.finish_wipe(&wipe, reason).await?;
+                self.record_entry(&id, record);
+                self.notice(&id, reason, notice);
+            }
+            Reaction::GoOffline {
+                reason,
+                ban_expires_at,
+                record,
+                notice,
+            } => {
+                if let Some(session) = rt.take_session() {
+                    session.stop().await;
+                }
+                device.offline(reason, ban_expires_at);
+                self.save_and_emit(&device)?;
+                self.record_entry(&id, record);
+                self.notice(&id, reason, notice);
+            }
+            Reaction::RetryLater => self.retry_later(rt, device)?,
+        }
+        Ok(())
+    }
+
+    async fn apply_pairing_end(
+        self: &Arc<Self>,
+        rt: &mut DeviceRuntime,
+        device: Device,
+        ending: PairingEnd,
+    ) -> Result<()> {
+        let id = device.id.clone();
+        self.end_pairing(rt, device, ending.reason).await?;
+        if let Some(record) = ending.record {
+            self.record_entry(&id, record);
+        }
+        Ok(())
+    }
+
+    /// [`Device::paired`] with `identity`, saved, then `record`.
+    pub(super) fn save_paired(
+        &self,
+        device: &mut Device,
+        identity: LinkedIdentity,
+        record: HistoryRecord,
+    ) -> Result<()> {
+        device.paired(identity);
+        self.save_and_emit(device)?;
+        self.record_entry(&device.id, record);
+        Ok(())
+    }
+
+    fn record_entry(&self, id: &DeviceId, record: HistoryRecord) {
+        self.record(
+            id,
+            record.action,
+            &record.actor,
+            record.outcome,
+            record.detail,
+        );
+    }
+}
