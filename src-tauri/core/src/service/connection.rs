@@ -55,9 +55,7 @@ impl ServiceCore {
         secret: Option<Vec<u8>>,
         opened_store: Option<Arc<SessionStore>>,
     ) -> Result<()> {
-        if let Some(old) = rt.take_session() {
-            old.stop().await;
-        }
+        rt.take_session().stop().await;
         let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::unbounded_channel();
         let store = match opened_store {
@@ -103,9 +101,7 @@ impl ServiceCore {
             if let Some(store) = opened_store {
                 store.close();
             }
-            if let Some(old) = rt.take_session() {
-                old.stop().await;
-            }
+            rt.take_session().stop().await;
             self.wipe_local(&device.id).await?;
             device.unlinked(StateReason::CredentialsLost);
             self.save_and_emit(&device)?;
@@ -156,9 +152,7 @@ impl ServiceCore {
         mut device: Device,
         what: &str,
     ) -> ServiceError {
-        if let Some(old) = rt.take_session() {
-            old.stop().await;
-        }
+        rt.take_session().stop().await;
         let message = format!(
             "the session database of device \"{}\" {what}; its keys are kept in the keyring, so logging it out still ends its link",
             device.id

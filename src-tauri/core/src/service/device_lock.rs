@@ -31,13 +31,33 @@ pub(super) struct DeviceRuntime {
 }
 
 impl DeviceRuntime {
-    /// Takes the session out (to be stopped) and cancels whatever was
-    /// pending for it.
-    pub(super) fn take_session(&mut self) -> Option<LiveSession> {
+    /// Ends the device's connection state: takes the session out (to be
+    /// stopped), cancels the scheduled attempt and gives back the connect
+    /// permit. Returns the session and when it logged in.
+    pub(super) fn take_session(&mut self) -> TakenSession {
         self.scheduled = None;
         self.connect_permit = None;
-        self.connected_since = None;
-        self.session.take()
+        TakenSession {
+            live: self.session.take(),
+            connected_since: self.connected_since.take(),
+        }
+    }
+}
+
+/// What [`DeviceRuntime::take_session`] took.
+pub(super) struct TakenSession {
+    pub(super) live: Option<LiveSession>,
+    pub(super) connected_since: Option<std::time::Instant>,
+}
+
+impl TakenSession {
+    /// Stops the session, if there was one; returns the JID its client was
+    /// linked to (see [`LiveSession::stop`]).
+    pub(super) async fn stop(self) -> Option<whatsapp_rust::Jid> {
+        match self.live {
+            Some(session) => session.stop().await,
+            None => None,
+        }
     }
 }
 

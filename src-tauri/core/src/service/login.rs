@@ -242,10 +242,7 @@ impl ServiceCore {
         if let Some(tx) = rt.pairing_code.take() {
             let _ = tx.send(Err(ended()));
         }
-        let linked_as = match rt.take_session() {
-            Some(session) => session.stop().await,
-            None => None,
-        };
+        let linked_as = rt.take_session().stop().await;
         if let Some(jid) = linked_as
             && !device.has_credentials
         {

@@ -264,9 +264,7 @@ impl ServiceCore {
         self.report_wipe_step(&id, WipeStep::Journaled);
 
         let unlink_confirmed = self.unlink(rt, &device).await;
-        if let Some(session) = rt.take_session() {
-            session.stop().await;
-        }
+        rt.take_session().stop().await;
         if unlink_confirmed {
             self.db.set_wipe_unlink_confirmed(&id)?;
         }

@@ -252,9 +252,7 @@ impl DeviceService {
         for (_, lock) in self.inner.locks.all() {
             let mut rt = lock.lock_owned().await;
             // Scheduled retries are cancelled too, session or not.
-            if let Some(session) = rt.take_session() {
-                session.stop().await;
-            }
+            rt.take_session().stop().await;
         }
         self.inner.stop_revocations();
         // Lets another service (a restart in the same process) open the folder.

@@ -36,12 +36,17 @@ impl ServiceCore {
         device: Device,
     ) -> Result<()> {
         let reaction = react_to_session_end(&device);
-        let connected_since = rt.connected_since;
-        if let Some(session) = rt.take_session() {
-            session.stop().await;
-        }
-        if reaction == Reaction::RetryLater {
-            rt.connected_since = connected_since;
+        // Ending a pairing stops the session itself, reading whom its client
+        // was linked to: a link that landed as the session ended is then
+        // recorded and ended, not lost with the stopped session.
+        if !matches!(reaction, Reaction::EndPairing(_)) {
+            let taken = rt.take_session();
+            let connected_since = taken.connected_since;
+            taken.stop().await;
+            if reaction == Reaction::RetryLater {
+                // The backoff restarts after a session that stayed up.
+                rt.connected_since = connected_since;
+            }
         }
         self.apply_reaction(rt, device, reaction).await
     }
@@ -113,9 +118,7 @@ impl ServiceCore {
                 record,
                 notice,
             } => {
-                if let Some(session) = rt.take_session() {
-                    session.stop().await;
-                }
+                rt.take_session().stop().await;
                 let wipe = PendingWipe {
                     device_id: id.clone(),
                     delete_device: false,
@@ -133,9 +136,7 @@ impl ServiceCore {
                 record,
                 notice,
             } => {
-                if let Some(session) = rt.take_session() {
-                    session.stop().await;
-                }
+                rt.take_session().stop().await;
                 device.offline(reason, ban_expires_at);
                 self.save_and_emit(&device)?;
                 self.record_entry(&id, record);
