@@ -63,7 +63,7 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> ExitCode {
     config.listen = args.listen;
     config.allow_remote = args.allow_remote;
     let service_config = service_config(cli, data_dir);
-    runtime.block_on(async move {
+    let status = runtime.block_on(async move {
         let service = match DeviceService::open(service_config).await {
             Ok(service) => service,
             Err(err) => return fail(&format!("cannot open the device service: {err}")),
@@ -85,11 +85,34 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> ExitCode {
         println!("listening on http://{addr}");
         wait_for_stop_signal().await;
         eprintln!("wa-device-admin: stopping");
-        api.shutdown().await;
-        service.shutdown().await;
+        let stopping = async {
+            api.shutdown().await;
+            service.shutdown().await;
+        };
+        if tokio::time::timeout(STOP_GRACE, stopping).await.is_err() {
+            // What did not finish is safe to cut: SQLite files are written
+            // in transactions, and an interrupted logout is finished by the
+            // next start.
+            eprintln!(
+                "wa-device-admin: stopped before every session closed ({} s passed)",
+                STOP_GRACE.as_secs()
+            );
+        }
         ExitCode::SUCCESS
-    })
+    });
+    // Blocking calls still running (a keyring call waiting on an unlock
+    // prompt) do not hold the process: dropping the runtime would wait for
+    // them.
+    runtime.shutdown_timeout(RUNTIME_GRACE);
+    status
 }
+
+/// How long a stop signal waits for the API and the sessions to close
+/// before the process ends anyway: with [`RUNTIME_GRACE`], a stop signal
+/// always ends the process within 5 s.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+/// How long the runtime's own shutdown may wait for blocking calls.
+const RUNTIME_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
 
 fn fail(message: &str) -> ExitCode {
     eprintln!("wa-device-admin serve: {message}");

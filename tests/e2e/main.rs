@@ -9,6 +9,7 @@
 mod api_setting;
 #[cfg_attr(not(feature = "simulator"), allow(dead_code))]
 mod harness;
+mod serve_stop;
 mod window;
 
 #[cfg(feature = "simulator")]
