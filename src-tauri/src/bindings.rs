@@ -1,18 +1,20 @@
-//! TypeScript declarations of every type that crosses the IPC boundary,
-//! generated from the Rust types and committed as `ui/src/lib/bindings.ts`.
+//! TypeScript declarations of every type that crosses the IPC boundary, and
+//! the names of every command and event, generated from the Rust types and
+//! lists and committed as `ui/src/lib/bindings.ts`.
 //! The test below fails when the committed file drifts from the Rust types;
 //! `make bindings` rewrites it.
 
 use ts_rs::{Config, TS};
 
 use wa_device_core::{
-    Device, DeviceState, ErrorCode, HistoryAction, HistoryEntry, LogoutOutcome, Outcome,
-    PairingCode, PendingRevocation, QrCode, RevocationTry, ServiceError, StateReason,
+    Device, DeviceState, ErrorCode, HistoryAction, HistoryEntry, LoginPhase, LogoutOutcome,
+    Outcome, PairingCode, PendingRevocation, QrCode, RevocationTry, ServiceError, StateReason,
 };
 
 use crate::api_setting::{ApiSettingsUpdate, ApiStatus};
+use crate::command_names::COMMANDS;
 use crate::commands::AppInfo;
-use crate::events::{DeviceRemovedEvent, NoticeEvent, RevocationRemovedEvent};
+use crate::events::{DeviceRemovedEvent, EVENTS, NoticeEvent, RevocationRemovedEvent};
 
 /// The committed file, relative to the repository root.
 pub const BINDINGS_PATH: &str = "ui/src/lib/bindings.ts";
@@ -26,6 +28,7 @@ pub fn render() -> String {
         Device::decl(&cfg),
         DeviceState::decl(&cfg),
         StateReason::decl(&cfg),
+        LoginPhase::decl(&cfg),
         ServiceError::decl(&cfg),
         ErrorCode::decl(&cfg),
         QrCode::decl(&cfg),
@@ -51,6 +54,29 @@ pub fn render() -> String {
         out.push_str(&declaration);
         out.push('\n');
     }
+    out.push_str(&names());
+    out
+}
+
+/// The command and event names, as constants `backend.ts` calls and listens by.
+fn names() -> String {
+    let mut out = String::from(
+        "\n/** Every command of the shell (`src-tauri/src/command_names.rs`). */\n\
+         export const COMMANDS = [\n",
+    );
+    for command in COMMANDS {
+        out.push_str(&format!("  \"{command}\",\n"));
+    }
+    out.push_str(
+        "] as const;\n\n\
+         export type Command = (typeof COMMANDS)[number];\n\n\
+         /** Every event the shell emits (`src-tauri/src/events.rs`). */\n\
+         export const EVENTS = {\n",
+    );
+    for (name, event) in EVENTS {
+        out.push_str(&format!("  {name}: \"{event}\",\n"));
+    }
+    out.push_str("} as const;\n");
     out
 }
 

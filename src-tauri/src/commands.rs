@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::Serialize;
+use tauri::Runtime;
+use tauri::ipc::Invoke;
 
 use crate::api_setting::{ApiSetting, ApiSettingsUpdate, ApiStatus};
 use wa_device_core::{
@@ -168,4 +170,107 @@ pub async fn retry_revocation(
 pub async fn forget_revocation(state: Shell<'_>, jid: String) -> Result<(), ServiceError> {
     let service = state.service.clone();
     service.forget_revocation(&jid, Actor::Desktop).await
+}
+
+/// The window's handler of every command above; each is also listed in
+/// `command_names.rs` (a test checks the three agree).
+pub fn handler<R: Runtime>() -> impl Fn(Invoke<R>) -> bool + Send + Sync + 'static {
+    tauri::generate_handler![
+        app_info,
+        list_devices,
+        get_device,
+        create_device,
+        rename_device,
+        login_qr,
+        login_code,
+        cancel_login,
+        reconnect_device,
+        logout_device,
+        delete_device,
+        device_history,
+        export_history_csv,
+        api_status,
+        update_api_settings,
+        list_revocations,
+        retry_revocation,
+        forget_revocation,
+    ]
+}
+
+/// A command must be written as a function, registered in [`handler`],
+/// listed in `COMMANDS` (which makes it need a permission) and granted in
+/// the main window's capability; these tests fail when any of them disagree.
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use crate::command_names::COMMANDS;
+
+    const SOURCE: &str = include_str!("commands.rs");
+    const CAPABILITY: &str = include_str!("../capabilities/main-window.json");
+
+    fn listed() -> BTreeSet<String> {
+        let names: BTreeSet<String> = COMMANDS.iter().map(|c| c.to_string()).collect();
+        assert_eq!(names.len(), COMMANDS.len(), "a command is listed twice");
+        names
+    }
+
+    /// The names of the functions marked `#[tauri::command]`.
+    fn written() -> BTreeSet<String> {
+        let mut names = BTreeSet::new();
+        let mut marked = false;
+        for line in SOURCE.lines().map(str::trim) {
+            if line == "#[tauri::command]" {
+                marked = true;
+            } else if marked && let Some(rest) = line.strip_prefix("pub ") {
+                let rest = rest.strip_prefix("async ").unwrap_or(rest);
+                let name = rest
+                    .strip_prefix("fn ")
+                    .and_then(|r| r.split(['(', '<']).next())
+                    .expect("a command is a `pub fn`");
+                names.insert(name.to_owned());
+                marked = false;
+            }
+        }
+        names
+    }
+
+    /// The names inside `generate_handler![...]` in [`super::handler`].
+    fn registered() -> BTreeSet<String> {
+        let start = SOURCE
+            .find(concat!("generate_handler", "!["))
+            .expect("the handler");
+        let body = &SOURCE[start..];
+        let body = &body[body.find('[').expect("[") + 1..body.find(']').expect("]")];
+        body.split(',')
+            .map(str::trim)
+            .filter(|name| !name.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn every_written_command_is_listed() {
+        assert_eq!(written(), listed());
+    }
+
+    #[test]
+    fn every_listed_command_is_registered() {
+        assert_eq!(registered(), listed());
+    }
+
+    #[test]
+    fn the_main_window_may_call_every_listed_command_and_no_other() {
+        let capability: serde_json::Value =
+            serde_json::from_str(CAPABILITY).expect("the capability parses");
+        let granted: BTreeSet<String> = capability["permissions"]
+            .as_array()
+            .expect("a permission list")
+            .iter()
+            .filter_map(|p| p.as_str())
+            .filter_map(|p| p.strip_prefix("allow-"))
+            .map(|p| p.replace('-', "_"))
+            .collect();
+        assert_eq!(granted, listed());
+    }
 }

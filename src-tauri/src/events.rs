@@ -8,16 +8,29 @@ use tauri_plugin_notification::NotificationExt;
 use tokio::sync::broadcast::error::RecvError;
 use wa_device_core::{DeviceService, ServiceEvent, StateReason};
 
-pub const DEVICE_CHANGED: &str = "device://changed";
-pub const DEVICE_REMOVED: &str = "device://removed";
-pub const QR_CODE: &str = "device://qr-code";
-pub const PAIRING_CODE: &str = "device://pairing-code";
-pub const NOTICE: &str = "device://notice";
-pub const REVOCATION_CHANGED: &str = "revocation://changed";
-pub const REVOCATION_REMOVED: &str = "revocation://removed";
-/// Sent when the forwarder fell behind and missed events: the UI reloads the
-/// device list instead of trusting its copy.
-pub const RESYNC: &str = "device://resync";
+/// Declares each event name as a constant and lists them all in [`EVENTS`],
+/// from which the TypeScript bindings are generated.
+macro_rules! event_names {
+    ($($(#[$doc:meta])* $name:ident = $value:literal;)+) => {
+        $($(#[$doc])* pub const $name: &str = $value;)+
+
+        /// Every event the window receives: the constant's name and the event's.
+        pub const EVENTS: &[(&str, &str)] = &[$((stringify!($name), $value)),+];
+    };
+}
+
+event_names! {
+    DEVICE_CHANGED = "device://changed";
+    DEVICE_REMOVED = "device://removed";
+    QR_CODE = "device://qr-code";
+    PAIRING_CODE = "device://pairing-code";
+    NOTICE = "device://notice";
+    REVOCATION_CHANGED = "revocation://changed";
+    REVOCATION_REMOVED = "revocation://removed";
+    /// Sent when the forwarder fell behind and missed events: the UI reloads the
+    /// device list instead of trusting its copy.
+    RESYNC = "device://resync";
+}
 
 /// Payload of [`DEVICE_REMOVED`].
 #[derive(Debug, Clone, Serialize, ts_rs::TS)]

@@ -5,6 +5,7 @@
 mod api_setting;
 pub mod bindings;
 mod cli;
+mod command_names;
 mod commands;
 mod data_dir;
 mod events;
@@ -20,8 +21,10 @@ use wa_device_core::{DeviceService, KeyringSecretStore, ServiceConfig};
 
 pub use cli::Cli;
 
-/// The keyring service name under which every device's secrets are stored.
-pub const KEYRING_SERVICE: &str = "app.wadeviceadmin.desktop";
+/// The app's identifier (`identifier` in `tauri.conf.json`). It names the
+/// data folder (`<OS data folder>/<identifier>`, Tauri's `app_data_dir`) and
+/// the keyring service every secret of the app is stored under.
+pub const APP_IDENTIFIER: &str = "app.wadeviceadmin.desktop";
 
 /// Starts the desktop app and blocks until its window closes; or, for
 /// `serve`, runs the REST API headless (no window, no Tauri event loop).
@@ -52,7 +55,7 @@ pub fn run() -> ExitCode {
             }
             let api = Arc::new(api_setting::ApiSetting::new(
                 &data_dir,
-                Arc::new(KeyringSecretStore::new(KEYRING_SERVICE)),
+                Arc::new(KeyringSecretStore::new(APP_IDENTIFIER)),
                 service.clone(),
             ));
             tauri::async_runtime::spawn({
@@ -66,26 +69,7 @@ pub fn run() -> ExitCode {
             });
             Ok(())
         })
-        .invoke_handler(tauri::generate_handler![
-            commands::app_info,
-            commands::list_devices,
-            commands::get_device,
-            commands::create_device,
-            commands::rename_device,
-            commands::login_qr,
-            commands::login_code,
-            commands::cancel_login,
-            commands::reconnect_device,
-            commands::logout_device,
-            commands::delete_device,
-            commands::device_history,
-            commands::export_history_csv,
-            commands::api_status,
-            commands::update_api_settings,
-            commands::list_revocations,
-            commands::retry_revocation,
-            commands::forget_revocation,
-        ])
+        .invoke_handler(commands::handler())
         .run(tauri::generate_context!());
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -99,7 +83,7 @@ pub fn run() -> ExitCode {
 fn service_config(cli: &Cli, data_dir: PathBuf) -> ServiceConfig {
     #[allow(unused_mut)] // only the simulator build changes it
     let mut config =
-        ServiceConfig::new(data_dir, Arc::new(KeyringSecretStore::new(KEYRING_SERVICE)));
+        ServiceConfig::new(data_dir, Arc::new(KeyringSecretStore::new(APP_IDENTIFIER)));
     #[cfg(feature = "simulator")]
     if let Some(url) = &cli.simulator_url {
         config.server = wa_device_core::ServerEndpoint::WebSocketUrl(url.clone());
@@ -111,6 +95,23 @@ fn service_config(cli: &Cli, data_dir: PathBuf) -> ServiceConfig {
     #[cfg(not(feature = "simulator"))]
     let _ = cli;
     config
+}
+
+#[cfg(test)]
+mod app_identifier_tests {
+    /// Tauri names the window's data folder after the configured identifier;
+    /// `serve` and the keyring use the constant: both must be one name.
+    #[test]
+    fn the_constant_is_tauris_identifier() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tauri.conf.json");
+        let text = std::fs::read_to_string(path).expect("read tauri.conf.json");
+        let config: serde_json::Value =
+            serde_json::from_str(&text).expect("tauri.conf.json parses");
+        assert_eq!(
+            config["identifier"],
+            serde_json::json!(super::APP_IDENTIFIER)
+        );
+    }
 }
 
 /// The feature set a user gets (`cargo build`, `make package`) must never

@@ -13,11 +13,11 @@ use wa_device_core::secrets::KeyringNames;
 use wa_device_core::{DeviceService, KeyringSecretStore, SecretStore};
 
 use crate::cli::{Cli, ServeArgs};
-use crate::{KEYRING_SERVICE, data_dir, service_config};
+use crate::{APP_IDENTIFIER, data_dir, service_config};
 
 /// Runs `serve` to completion and returns the process status.
 pub fn run(cli: &Cli, args: &ServeArgs) -> ExitCode {
-    let keyring: Arc<dyn SecretStore> = Arc::new(KeyringSecretStore::new(KEYRING_SERVICE));
+    let keyring: Arc<dyn SecretStore> = Arc::new(KeyringSecretStore::new(APP_IDENTIFIER));
     let data_dir = match cli.data_dir.clone().or_else(default_data_dir) {
         Some(dir) => dir,
         None => return fail("cannot find the app-data folder; pass --data-dir"),
@@ -121,7 +121,7 @@ fn fail(message: &str) -> ExitCode {
 
 /// Tauri's app-data folder for our identifier (what the window uses).
 fn default_data_dir() -> Option<PathBuf> {
-    dirs::data_dir().map(|dir| dir.join(KEYRING_SERVICE))
+    dirs::data_dir().map(|dir| dir.join(APP_IDENTIFIER))
 }
 
 /// The accepted pairs: those given on the command line or in

@@ -8,13 +8,12 @@ use std::net::SocketAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use wa_device_admin::APP_IDENTIFIER;
 use wa_sim::{SimConfig, SimEvent, Simulator};
 
 use crate::harness::{AppSession, Launch};
 use crate::screen_qr;
 
-/// The keyring service the app stores device secrets under (`KEYRING_SERVICE`).
-const KEYRING_SERVICE: &str = "app.wadeviceadmin.desktop";
 /// Linking takes the client's fixed post-pairing wait (10 s, compressed here).
 const LINK_TIMEOUT: Duration = Duration::from_secs(60);
 const STEP_TIMEOUT: Duration = Duration::from_secs(20);
@@ -61,7 +60,7 @@ fn keyring_has_entry(app: &AppSession, device_id: &str) -> bool {
             "search",
             "--all",
             "service",
-            KEYRING_SERVICE,
+            APP_IDENTIFIER,
             "username",
             &name,
         ])

@@ -67,6 +67,7 @@ describe("App shell", () => {
       label: "Sales",
       state: "offline",
       state_reason: "temporarily_banned",
+      login_phase: null,
       ban_expires_at: "2026-11-24T14:30:00Z",
     });
     const removed = unlinked({ id: "old", label: "Old phone", state_reason: "removed_from_phone" });

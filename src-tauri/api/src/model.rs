@@ -3,7 +3,9 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::{PartialSchema, ToSchema};
 use wa_device_core::{Device, DeviceState, HistoryEntry};
 
 /// A device's state in go-whatsapp-web-multidevice's words, for clients that
@@ -40,28 +42,32 @@ impl From<DeviceState> for CompatState {
     }
 }
 
-/// Our own five states, as the desktop app shows them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum DetailedState {
-    Disconnected,
-    Pairing,
-    Connecting,
-    LoggedIn,
-    Offline,
-}
+/// [`DetailedState`]'s description in the OpenAPI document.
+const DETAILED_STATE_DOC: &str = "Our own five states, as the desktop app shows them.";
+
+/// The core's [`DeviceState`] in the API: its names come from the core's one
+/// table (`DeviceState::ALL`, `as_str`), so the API cannot drift from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DetailedState(pub DeviceState);
 
 impl From<DeviceState> for DetailedState {
     fn from(state: DeviceState) -> DetailedState {
-        match state {
-            DeviceState::Disconnected => DetailedState::Disconnected,
-            DeviceState::Pairing => DetailedState::Pairing,
-            DeviceState::Connecting => DetailedState::Connecting,
-            DeviceState::LoggedIn => DetailedState::LoggedIn,
-            DeviceState::Offline => DetailedState::Offline,
-        }
+        DetailedState(state)
     }
 }
+
+impl PartialSchema for DetailedState {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(DETAILED_STATE_DOC))
+            .enum_values(Some(DeviceState::ALL.iter().map(|state| state.as_str())))
+            .into()
+    }
+}
+
+impl ToSchema for DetailedState {}
 
 /// RFC 3339 in UTC with a `Z`, seconds precision or finer as needed.
 pub fn rfc3339(at: DateTime<Utc>) -> String {
@@ -214,4 +220,22 @@ impl From<HistoryEntry> for ApiHistoryEntry {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Health {
     pub status: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detailed_states_are_the_cores_names() {
+        for &state in DeviceState::ALL {
+            assert_eq!(
+                serde_json::to_value(DetailedState(state)).expect("serializes"),
+                serde_json::json!(state.as_str())
+            );
+        }
+        let schema = serde_json::to_value(DetailedState::schema()).expect("serializes");
+        let names: Vec<&str> = DeviceState::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(schema["enum"], serde_json::json!(names));
+    }
 }

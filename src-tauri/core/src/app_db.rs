@@ -6,8 +6,8 @@
 
 use crate::error::{Result, ServiceError};
 use crate::model::{
-    Actor, Device, DeviceId, DeviceState, HistoryAction, HistoryEntry, Outcome, PendingRevocation,
-    StateReason,
+    Actor, Device, DeviceId, DeviceState, HistoryAction, HistoryEntry, LoginPhase, Outcome,
+    PendingRevocation, StateReason,
 };
 use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -109,14 +109,17 @@ fn device_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Device> {
     let id: String = row.get("id")?;
     let state: String = row.get("state")?;
     let reason: String = row.get("state_reason")?;
+    let state = DeviceState::parse(&state).ok_or_else(|| corrupt("state", &state))?;
+    let state_reason = StateReason::parse(&reason).ok_or_else(|| corrupt("reason", &reason))?;
     Ok(Device {
         id: DeviceId::parse(&id).map_err(|_| corrupt("device id", &id))?,
         label: row.get("label")?,
         phone_number: row.get("phone_number")?,
         display_name: row.get("display_name")?,
         jid: row.get("jid")?,
-        state: DeviceState::parse(&state).ok_or_else(|| corrupt("state", &state))?,
-        state_reason: StateReason::parse(&reason).ok_or_else(|| corrupt("reason", &reason))?,
+        state,
+        state_reason,
+        login_phase: LoginPhase::of(state, state_reason),
         next_retry_at: row.get::<_, Option<i64>>("next_retry_at")?.map(from_millis),
         ban_expires_at: row
             .get::<_, Option<i64>>("ban_expires_at")?
@@ -348,12 +351,7 @@ impl AppDatabase {
                 device_id: row.get(1)?,
                 action: HistoryAction::parse(&action).ok_or_else(|| corrupt("action", &action))?,
                 actor: Actor::parse(&row.get::<_, String>(3)?),
-                outcome: match outcome.as_str() {
-                    "ok" => Outcome::Ok,
-                    "failed" => Outcome::Failed,
-                    "cancelled" => Outcome::Cancelled,
-                    other => return Err(corrupt("outcome", other)),
-                },
+                outcome: Outcome::parse(&outcome).ok_or_else(|| corrupt("outcome", &outcome))?,
                 detail: row.get(5)?,
             })
         })?;

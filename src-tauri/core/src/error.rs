@@ -45,26 +45,21 @@ pub enum ErrorCode {
     SessionDamaged,
 }
 
-impl ErrorCode {
-    /// The serialized name, e.g. `not_found`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::NotFound => "not_found",
-            ErrorCode::InvalidId => "invalid_id",
-            ErrorCode::InvalidPhone => "invalid_phone",
-            ErrorCode::InvalidLabel => "invalid_label",
-            ErrorCode::AlreadyExists => "already_exists",
-            ErrorCode::Busy => "busy",
-            ErrorCode::NoCredentials => "no_credentials",
-            ErrorCode::KeyringUnavailable => "keyring_unavailable",
-            ErrorCode::WhatsappError => "whatsapp_error",
-            ErrorCode::Internal => "internal",
-            ErrorCode::InvalidSetting => "invalid_setting",
-            ErrorCode::LoginCancelled => "login_cancelled",
-            ErrorCode::SessionDamaged => "session_damaged",
-        }
-    }
-}
+named_variants!(ErrorCode {
+    NotFound => "not_found",
+    InvalidId => "invalid_id",
+    InvalidPhone => "invalid_phone",
+    InvalidLabel => "invalid_label",
+    AlreadyExists => "already_exists",
+    Busy => "busy",
+    NoCredentials => "no_credentials",
+    KeyringUnavailable => "keyring_unavailable",
+    WhatsappError => "whatsapp_error",
+    Internal => "internal",
+    InvalidSetting => "invalid_setting",
+    LoginCancelled => "login_cancelled",
+    SessionDamaged => "session_damaged",
+});
 
 impl fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -137,24 +132,52 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_code_serializes_to_its_stable_name() {
-        let all = [
-            ErrorCode::NotFound,
-            ErrorCode::InvalidId,
-            ErrorCode::InvalidPhone,
-            ErrorCode::InvalidLabel,
-            ErrorCode::AlreadyExists,
-            ErrorCode::Busy,
-            ErrorCode::NoCredentials,
-            ErrorCode::KeyringUnavailable,
-            ErrorCode::WhatsappError,
-            ErrorCode::Internal,
-            ErrorCode::InvalidSetting,
-        ];
-        for code in all {
+    fn every_code_round_trips_through_its_stable_name() {
+        let mut names = std::collections::HashSet::new();
+        for &code in ErrorCode::ALL {
             let json = serde_json::to_value(code).expect("code serializes");
             assert_eq!(json, serde_json::Value::String(code.as_str().to_owned()));
+            let back: ErrorCode = serde_json::from_value(json).expect("code deserializes");
+            assert_eq!(back, code);
+            assert_eq!(ErrorCode::parse(code.as_str()), Some(code));
+            assert_eq!(code.to_string(), code.as_str());
+            assert!(names.insert(code.as_str()), "{code:?} named twice");
+
+            let err = ServiceError::new(code, "m");
+            let json = serde_json::to_value(&err).expect("error serializes");
+            assert_eq!(
+                json,
+                serde_json::json!({"code": code.as_str(), "message": "m"})
+            );
+            let back: ServiceError = serde_json::from_value(json).expect("error deserializes");
+            assert_eq!(back, err);
         }
+        assert_eq!(ErrorCode::parse("no_such_code"), None);
+    }
+
+    /// The names are a contract of the GUI and the REST API: a renamed code
+    /// breaks their clients.
+    #[test]
+    fn the_codes_keep_their_published_names() {
+        let names: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "not_found",
+                "invalid_id",
+                "invalid_phone",
+                "invalid_label",
+                "already_exists",
+                "busy",
+                "no_credentials",
+                "keyring_unavailable",
+                "whatsapp_error",
+                "internal",
+                "invalid_setting",
+                "login_cancelled",
+                "session_damaged",
+            ]
+        );
     }
 
     #[test]

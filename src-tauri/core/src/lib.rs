@@ -1,6 +1,9 @@
 //! The Tauri-free core of WA Device Admin: the device service that the desktop
 //! shell, the REST API and the tests all drive.
 
+#[macro_use]
+mod named_variants;
+
 pub mod app_db;
 pub mod error;
 pub mod files;
@@ -12,8 +15,8 @@ pub mod session;
 
 pub use error::{ErrorCode, Result, ServiceError};
 pub use model::{
-    Actor, Device, DeviceId, DeviceState, HistoryAction, HistoryEntry, LogoutOutcome, NewDevice,
-    Outcome, PairingCode, PendingRevocation, QrCode, ServiceEvent, StateReason,
+    Actor, Device, DeviceId, DeviceState, HistoryAction, HistoryEntry, LoginPhase, LogoutOutcome,
+    NewDevice, Outcome, PairingCode, PendingRevocation, QrCode, ServiceEvent, StateReason,
 };
 pub use secrets::{KeyringSecretStore, MemorySecretStore, SecretStore};
 pub use service::{

@@ -6,11 +6,12 @@
 //! - phone number, display name and JID are blank in `disconnected` and
 //!   `pairing` (the product's logout step 3);
 //! - `next_retry_at` is set only in `connecting`;
-//! - `ban_expires_at` is set only in `offline` for a temporary ban.
+//! - `ban_expires_at` is set only in `offline` for a temporary ban;
+//! - `login_phase` is `LoginPhase::of(state, state_reason)`.
 //!
 //! Times are arguments, never read here, so the transitions are pure.
 
-use crate::model::{Device, DeviceId, DeviceState, StateReason};
+use crate::model::{Device, DeviceId, DeviceState, LoginPhase, StateReason};
 use chrono::{DateTime, Utc};
 
 /// Who the account is, as far as a session told us.
@@ -47,6 +48,7 @@ impl Device {
             jid: None,
             state: DeviceState::Disconnected,
             state_reason: StateReason::Created,
+            login_phase: LoginPhase::of(DeviceState::Disconnected, StateReason::Created),
             next_retry_at: None,
             ban_expires_at: None,
             has_credentials: false,
@@ -58,8 +60,7 @@ impl Device {
     /// `disconnected` without credentials: phone number, name and JID
     /// blanked. After a logout, a wipe, an ended or failed login.
     pub fn unlinked(&mut self, reason: StateReason) {
-        self.state = DeviceState::Disconnected;
-        self.state_reason = reason;
+        self.set_state(DeviceState::Disconnected, reason);
         self.blank_identity();
         self.next_retry_at = None;
         self.ban_expires_at = None;
@@ -68,8 +69,7 @@ impl Device {
 
     /// `pairing`: a login session is open and waits for the phone.
     pub fn begin_pairing(&mut self, reason: StateReason) {
-        self.state = DeviceState::Pairing;
-        self.state_reason = reason;
+        self.set_state(DeviceState::Pairing, reason);
         self.blank_identity();
         self.next_retry_at = None;
         self.ban_expires_at = None;
@@ -78,8 +78,7 @@ impl Device {
 
     /// The phone accepted the link: the device has credentials and logs in.
     pub fn paired(&mut self, identity: LinkedIdentity) {
-        self.state = DeviceState::Connecting;
-        self.state_reason = StateReason::Paired;
+        self.set_state(DeviceState::Connecting, StateReason::Paired);
         self.adopt_identity(identity);
         self.next_retry_at = None;
         self.ban_expires_at = None;
@@ -89,8 +88,7 @@ impl Device {
     /// `connecting` with credentials, now (`retry_at` = `None`) or at
     /// `retry_at`.
     pub fn connecting(&mut self, reason: StateReason, retry_at: Option<DateTime<Utc>>) {
-        self.state = DeviceState::Connecting;
-        self.state_reason = reason;
+        self.set_state(DeviceState::Connecting, reason);
         self.next_retry_at = retry_at;
         self.ban_expires_at = None;
         self.has_credentials = true;
@@ -98,8 +96,7 @@ impl Device {
 
     /// Connected and authenticated at `at`.
     pub fn logged_in(&mut self, at: DateTime<Utc>, identity: LinkedIdentity) {
-        self.state = DeviceState::LoggedIn;
-        self.state_reason = StateReason::Connected;
+        self.set_state(DeviceState::LoggedIn, StateReason::Connected);
         self.adopt_identity(identity);
         self.next_retry_at = None;
         self.ban_expires_at = None;
@@ -110,8 +107,7 @@ impl Device {
     /// `offline` with credentials: the service does not retry by itself.
     /// `ban_until` is kept only for a temporary ban.
     pub fn offline(&mut self, reason: StateReason, ban_until: Option<DateTime<Utc>>) {
-        self.state = DeviceState::Offline;
-        self.state_reason = reason;
+        self.set_state(DeviceState::Offline, reason);
         self.next_retry_at = None;
         self.ban_expires_at = ban_until.filter(|_| reason == StateReason::TemporarilyBanned);
         self.has_credentials = true;
@@ -144,7 +140,16 @@ impl Device {
         {
             return Err("ban_expires_at is set only in offline for a temporary ban");
         }
+        if self.login_phase != LoginPhase::of(self.state, self.state_reason) {
+            return Err("login_phase follows state and state_reason");
+        }
         Ok(())
+    }
+
+    fn set_state(&mut self, state: DeviceState, reason: StateReason) {
+        self.state = state;
+        self.state_reason = reason;
+        self.login_phase = LoginPhase::of(state, reason);
     }
 
     fn blank_identity(&mut self) {
@@ -321,7 +326,32 @@ mod tests {
     }
 
     #[test]
+    fn a_login_moves_through_its_phases() {
+        let mut d = created();
+        assert_eq!(d.login_phase, None);
+        d.begin_pairing(StateReason::QrLoginRequested);
+        assert_eq!(d.login_phase, Some(LoginPhase::Waiting));
+        d.paired(identity());
+        assert_eq!(d.login_phase, Some(LoginPhase::Linking));
+        d.logged_in(at(1), LinkedIdentity::default());
+        assert_eq!(d.login_phase, Some(LoginPhase::Linked));
+        d.connecting(StateReason::ConnectionLost, None);
+        assert_eq!(d.login_phase, None);
+
+        let mut d = created();
+        d.begin_pairing(StateReason::CodeLoginRequested);
+        d.unlinked(StateReason::PairingFailed);
+        assert_eq!(d.login_phase, Some(LoginPhase::Failed));
+        d.begin_pairing(StateReason::QrLoginRequested);
+        d.unlinked(StateReason::LoginCancelled);
+        assert_eq!(d.login_phase, Some(LoginPhase::Cancelled));
+    }
+
+    #[test]
     fn broken_invariants_are_named() {
+        let mut d = created();
+        d.login_phase = Some(LoginPhase::Linked);
+        assert!(d.check_invariants().is_err());
         let mut d = created();
         d.has_credentials = true;
         assert!(d.check_invariants().is_err());

@@ -129,33 +129,6 @@ pub fn normalize_label(input: &str) -> Result<String> {
     Ok(label.to_owned())
 }
 
-/// Gives a fieldless enum its stored names from one table: `as_str`, `parse`
-/// and `ALL`. The `match` in `as_str` is exhaustive, so a variant missing from
-/// the table does not compile; a test checks the names against serde's.
-macro_rules! named_variants {
-    ($ty:ident { $($variant:ident => $name:literal),+ $(,)? }) => {
-        impl $ty {
-            /// Every variant, in declaration order.
-            pub const ALL: &'static [$ty] = &[$($ty::$variant),+];
-
-            /// The stored and serialized name.
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $($ty::$variant => $name),+
-                }
-            }
-
-            /// The variant named `s`, if any.
-            pub fn parse(s: &str) -> Option<$ty> {
-                match s {
-                    $($name => Some($ty::$variant),)+
-                    _ => None,
-                }
-            }
-        }
-    };
-}
-
 /// The states of a device (see the issue): the GUI shows them as they are named.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
@@ -254,6 +227,52 @@ named_variants!(StateReason {
     SessionDamaged => "session_damaged",
 });
 
+/// Where a login of the device stands, as the login dialogs show it: a pure
+/// function of `state` and `state_reason` ([`LoginPhase::of`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ts_rs::TS)]
+#[serde(rename_all = "snake_case")]
+pub enum LoginPhase {
+    /// A login session is open and waits for the phone (`pairing`).
+    Waiting,
+    /// The phone accepted the link; the device logs in (`connecting`,
+    /// reason `paired`).
+    Linking,
+    /// Linked and logged in (`logged_in`).
+    Linked,
+    /// The login ended without a link: its QR codes ran out (`qr_expired`),
+    /// or its pairing code expired or was refused (`pairing_failed`).
+    Failed,
+    /// The pending login was cancelled (`login_cancelled`), by this admin or
+    /// another one.
+    Cancelled,
+}
+
+named_variants!(LoginPhase {
+    Waiting => "waiting",
+    Linking => "linking",
+    Linked => "linked",
+    Failed => "failed",
+    Cancelled => "cancelled",
+});
+
+impl LoginPhase {
+    /// The login phase a device in `state` for `reason` is in; `None` when
+    /// the pair tells nothing about a login (e.g. `connecting` after a lost
+    /// connection, `offline`).
+    pub fn of(state: DeviceState, reason: StateReason) -> Option<LoginPhase> {
+        match (state, reason) {
+            (DeviceState::Pairing, _) => Some(LoginPhase::Waiting),
+            (DeviceState::Connecting, StateReason::Paired) => Some(LoginPhase::Linking),
+            (DeviceState::LoggedIn, _) => Some(LoginPhase::Linked),
+            (DeviceState::Disconnected, StateReason::QrExpired | StateReason::PairingFailed) => {
+                Some(LoginPhase::Failed)
+            }
+            (DeviceState::Disconnected, StateReason::LoginCancelled) => Some(LoginPhase::Cancelled),
+            _ => None,
+        }
+    }
+}
+
 /// A device as the admin sees it: a full snapshot, also sent in events.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 pub struct Device {
@@ -268,6 +287,9 @@ pub struct Device {
     pub jid: Option<String>,
     pub state: DeviceState,
     pub state_reason: StateReason,
+    /// Where a login of the device stands, for the login dialogs: always
+    /// `LoginPhase::of(state, state_reason)` (the transitions set both).
+    pub login_phase: Option<LoginPhase>,
     /// When `connecting` after a failure: the time of the next attempt.
     pub next_retry_at: Option<DateTime<Utc>>,
     /// When `offline` because of a temporary ban: when the ban ends.
@@ -404,15 +426,11 @@ pub enum Outcome {
     Cancelled,
 }
 
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Ok => "ok",
-            Outcome::Failed => "failed",
-            Outcome::Cancelled => "cancelled",
-        }
-    }
-}
+named_variants!(Outcome {
+    Ok => "ok",
+    Failed => "failed",
+    Cancelled => "cancelled",
+});
 
 /// One row of a device's audit history. Never holds a secret: `detail` is
 /// written by this crate from non-secret facts.
@@ -623,6 +641,8 @@ mod tests {
             HistoryAction::as_str,
             HistoryAction::parse,
         );
+        check(Outcome::ALL, Outcome::as_str, Outcome::parse);
+        check(LoginPhase::ALL, LoginPhase::as_str, LoginPhase::parse);
         assert_eq!(DeviceState::ALL.len(), 5);
         let reason = StateReason::RemovedFromPhone;
         assert_eq!(
@@ -633,6 +653,50 @@ mod tests {
             StateReason::parse("qr_expired"),
             Some(StateReason::QrExpired)
         );
+    }
+
+    #[test]
+    fn login_phases_follow_state_and_reason() {
+        use DeviceState as S;
+        use StateReason as R;
+        let phase = LoginPhase::of;
+        for reason in [R::QrLoginRequested, R::CodeLoginRequested] {
+            assert_eq!(phase(S::Pairing, reason), Some(LoginPhase::Waiting));
+        }
+        assert_eq!(phase(S::Connecting, R::Paired), Some(LoginPhase::Linking));
+        assert_eq!(phase(S::LoggedIn, R::Connected), Some(LoginPhase::Linked));
+        assert_eq!(
+            phase(S::Disconnected, R::QrExpired),
+            Some(LoginPhase::Failed)
+        );
+        assert_eq!(
+            phase(S::Disconnected, R::PairingFailed),
+            Some(LoginPhase::Failed)
+        );
+        assert_eq!(
+            phase(S::Disconnected, R::LoginCancelled),
+            Some(LoginPhase::Cancelled)
+        );
+        // Pairs that say nothing about a login.
+        for (state, reason) in [
+            (S::Disconnected, R::Created),
+            (S::Disconnected, R::LoggedOut),
+            (S::Disconnected, R::RemovedFromPhone),
+            (S::Connecting, R::ConnectionLost),
+            (S::Connecting, R::Restoring),
+            (S::Offline, R::Replaced),
+            (S::Offline, R::SessionDamaged),
+        ] {
+            assert_eq!(phase(state, reason), None, "{state:?} {reason:?}");
+        }
+        // Every pair maps to at most one phase, and only these states to one.
+        for &state in DeviceState::ALL {
+            for &reason in StateReason::ALL {
+                if let Some(p) = phase(state, reason) {
+                    assert_ne!(state, S::Offline, "{p:?}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -58,7 +58,9 @@ describe("logout confirmation", () => {
 
   it("needs no typing for a device that is not logged in", async () => {
     render(AppHarness, {
-      backend: fakeBackend([device({ state: "offline", state_reason: "replaced" })]),
+      backend: fakeBackend([
+        device({ state: "offline", state_reason: "replaced", login_phase: null }),
+      ]),
     });
     await openFrom("Support desk", "Log out…");
     const dialog = screen.getByTestId("logout-dialog");
@@ -80,9 +82,12 @@ describe("logout confirmation", () => {
 
   it("shows progress, ignores Esc while running, and warns when WhatsApp did not confirm", async () => {
     let finish: (value: LogoutOutcome) => void = () => {};
-    const backend = fakeBackend([device({ state: "offline", state_reason: "replaced" })], {
-      logout: () => new Promise((resolve) => (finish = resolve)),
-    });
+    const backend = fakeBackend(
+      [device({ state: "offline", state_reason: "replaced", login_phase: null })],
+      {
+        logout: () => new Promise((resolve) => (finish = resolve)),
+      },
+    );
     render(AppHarness, { backend });
     await openFrom("Support desk", "Log out…");
     const dialog = screen.getByTestId("logout-dialog");
@@ -103,15 +108,18 @@ describe("logout confirmation", () => {
   });
 
   it("says the unlink is retried in the background when it is left pending", async () => {
-    const backend = fakeBackend([device({ state: "offline", state_reason: "replaced" })], {
-      logout: () =>
-        Promise.resolve({
-          had_credentials: true,
-          unlink_confirmed: false,
-          revocation_pending: true,
-          message: "pending revocation",
-        }),
-    });
+    const backend = fakeBackend(
+      [device({ state: "offline", state_reason: "replaced", login_phase: null })],
+      {
+        logout: () =>
+          Promise.resolve({
+            had_credentials: true,
+            unlink_confirmed: false,
+            revocation_pending: true,
+            message: "pending revocation",
+          }),
+      },
+    );
     render(AppHarness, { backend });
     await openFrom("Support desk", "Log out…");
     const dialog = screen.getByTestId("logout-dialog");
@@ -125,9 +133,12 @@ describe("logout confirmation", () => {
   });
 
   it("keeps the dialog open and shows the error with its code", async () => {
-    const backend = fakeBackend([device({ state: "offline", state_reason: "replaced" })], {
-      logout: () => Promise.reject({ code: "busy", message: "a logout is running" }),
-    });
+    const backend = fakeBackend(
+      [device({ state: "offline", state_reason: "replaced", login_phase: null })],
+      {
+        logout: () => Promise.reject({ code: "busy", message: "a logout is running" }),
+      },
+    );
     render(AppHarness, { backend });
     await openFrom("Support desk", "Log out…");
     const dialog = screen.getByTestId("logout-dialog");
@@ -291,7 +302,9 @@ describe("QR login", () => {
     expect(decodeURIComponent(image.getAttribute("src") ?? "")).toContain("code 1");
     expect(within(dialog).getByTestId("qr-countdown")).toHaveTextContent("1:00");
 
-    backend.emit.deviceChanged(unlinked({ state: "pairing", state_reason: "qr_login_requested" }));
+    backend.emit.deviceChanged(
+      unlinked({ state: "pairing", state_reason: "qr_login_requested", login_phase: "waiting" }),
+    );
     await vi.advanceTimersByTimeAsync(20_000);
     expect(within(dialog).getByTestId("qr-countdown")).toHaveTextContent("0:40");
 
@@ -303,18 +316,53 @@ describe("QR login", () => {
     );
     expect(within(dialog).getByTestId("qr-countdown")).toHaveTextContent("0:20");
 
-    backend.emit.deviceChanged(unlinked({ state: "disconnected", state_reason: "qr_expired" }));
+    backend.emit.deviceChanged(
+      unlinked({ state: "disconnected", state_reason: "qr_expired", login_phase: "failed" }),
+    );
     expect(await within(dialog).findByTestId("qr-expired")).toHaveTextContent("ran out");
     await fireEvent.click(within(dialog).getByRole("button", { name: "Try again" }));
     expect(backend.loginQr).toHaveBeenCalledTimes(2);
     expect(await within(dialog).findByTestId("qr-image")).toBeInTheDocument();
 
-    backend.emit.deviceChanged(unlinked({ state: "pairing", state_reason: "qr_login_requested" }));
+    backend.emit.deviceChanged(
+      unlinked({ state: "pairing", state_reason: "qr_login_requested", login_phase: "waiting" }),
+    );
     backend.emit.deviceChanged(device({ id: "front-2", label: "Front office" }));
     await waitFor(() => expect(screen.queryByTestId("qr-dialog")).not.toBeInTheDocument());
     expect(await screen.findByRole("status")).toHaveTextContent(
       "Front office is linked and logged in.",
     );
+  });
+
+  it("says the device is linking once scanned, and when the login was cancelled elsewhere", async () => {
+    const backend = fakeBackend([unlinked()], {
+      loginQr: () => Promise.resolve(qr(1, new Date(Date.now() + 60_000).toISOString())),
+    });
+    render(AppHarness, { backend });
+    await openFrom("Front office", "Log in with QR");
+    const dialog = screen.getByTestId("qr-dialog");
+    await within(dialog).findByTestId("qr-image");
+    backend.emit.deviceChanged(
+      unlinked({ state: "connecting", state_reason: "paired", login_phase: "linking" }),
+    );
+    expect(await within(dialog).findByText(/Linking the device/)).toBeInTheDocument();
+
+    await fireEvent.click(within(dialog).getByRole("button", { name: "Cancel" }));
+    await waitFor(() => expect(screen.queryByTestId("qr-dialog")).not.toBeInTheDocument());
+
+    await openFrom("Front office", "Log in with QR");
+    const again = screen.getByTestId("qr-dialog");
+    await within(again).findByTestId("qr-image");
+    backend.emit.deviceChanged(
+      unlinked({
+        state: "disconnected",
+        state_reason: "login_cancelled",
+        login_phase: "cancelled",
+      }),
+    );
+    expect(await within(again).findByTestId("login-cancelled")).toHaveTextContent("cancelled");
+    expect(within(again).getByRole("button", { name: "Try again" })).toBeInTheDocument();
+    expect(within(again).getByRole("button", { name: "Close" })).toBeInTheDocument();
   });
 
   it("cancels the pending login when closed", async () => {
@@ -323,7 +371,9 @@ describe("QR login", () => {
     });
     render(AppHarness, { backend });
     await openFrom("Front office", "Log in with QR");
-    backend.emit.deviceChanged(unlinked({ state: "pairing", state_reason: "qr_login_requested" }));
+    backend.emit.deviceChanged(
+      unlinked({ state: "pairing", state_reason: "qr_login_requested", login_phase: "waiting" }),
+    );
     await fireEvent.keyDown(screen.getByTestId("qr-dialog"), { key: "Escape" });
     await waitFor(() => expect(backend.cancelLogin).toHaveBeenCalledWith("front-2"));
   });
@@ -373,6 +423,34 @@ describe("pairing-code login", () => {
     expect(dialog).toHaveTextContent(/Valid for 3:00|Valid for 2:59/);
     await fireEvent.click(within(dialog).getByRole("button", { name: "Copy code" }));
     expect(writeText).toHaveBeenCalledWith("ABCD-EFGH");
+  });
+
+  it("says when the code expired or was refused, and offers to try again", async () => {
+    const backend = fakeBackend([unlinked()], {
+      loginCode: (id) =>
+        Promise.resolve({
+          device_id: id,
+          code: "ABCD-EFGH",
+          expires_at: new Date(Date.now() + 180_000).toISOString(),
+        }),
+    });
+    render(AppHarness, { backend });
+    await openFrom("Front office", "Log in with code");
+    const dialog = screen.getByTestId("code-dialog");
+    await fireEvent.input(within(dialog).getByRole("textbox"), {
+      target: { value: "4915112345678" },
+    });
+    await fireEvent.click(within(dialog).getByRole("button", { name: "Get pairing code" }));
+    await within(dialog).findByTestId("pairing-code");
+    backend.emit.deviceChanged(
+      unlinked({ state: "disconnected", state_reason: "pairing_failed", login_phase: "failed" }),
+    );
+    expect(await within(dialog).findByTestId("code-expired")).toHaveTextContent("refused");
+    await fireEvent.click(within(dialog).getByRole("button", { name: "Try again" }));
+    await waitFor(() => expect(backend.loginCode).toHaveBeenCalledTimes(2));
+
+    backend.emit.deviceChanged(device({ id: "front-2", label: "Front office" }));
+    await waitFor(() => expect(screen.queryByTestId("code-dialog")).not.toBeInTheDocument());
   });
 
   it("shows the backend's refusal in words with its code", async () => {

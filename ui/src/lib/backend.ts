@@ -3,6 +3,7 @@
 // them a fake one instead of patching `invoke`.
 import { invoke } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
+import { EVENTS, type Command } from "./bindings";
 import type {
   ApiSettingsUpdate,
   ApiStatus,
@@ -25,7 +26,7 @@ export type * from "./bindings";
 /** The error shape every backend command rejects with (`{code, message}`). */
 export type BackendError = ServiceError | { code: "ipc"; message: string };
 
-/** What the shell pushes to the window (see `src-tauri/src/events.rs`). */
+/** What the shell pushes to the window: one handler per name of `EVENTS`. */
 export interface BackendEvents {
   deviceChanged(device: Device): void;
   deviceRemoved(event: DeviceRemovedEvent): void;
@@ -82,7 +83,7 @@ export function toBackendError(value: unknown): BackendError {
   return { code: "ipc", message: String(value) };
 }
 
-async function call<T>(command: string, args?: Record<string, unknown>): Promise<T> {
+async function call<T>(command: Command, args?: Record<string, unknown>): Promise<T> {
   try {
     return await invoke<T>(command, args);
   } catch (error) {
@@ -92,16 +93,18 @@ async function call<T>(command: string, args?: Record<string, unknown>): Promise
 
 async function subscribe(handlers: BackendEvents): Promise<() => void> {
   const unlisten: UnlistenFn[] = await Promise.all([
-    listen<Device>("device://changed", (e) => handlers.deviceChanged(e.payload)),
-    listen<DeviceRemovedEvent>("device://removed", (e) => handlers.deviceRemoved(e.payload)),
-    listen<QrCode>("device://qr-code", (e) => handlers.qrCode(e.payload)),
-    listen<PairingCode>("device://pairing-code", (e) => handlers.pairingCode(e.payload)),
-    listen<NoticeEvent>("device://notice", (e) => handlers.notice(e.payload)),
-    listen<PendingRevocation>("revocation://changed", (e) => handlers.revocationChanged(e.payload)),
-    listen<RevocationRemovedEvent>("revocation://removed", (e) =>
+    listen<Device>(EVENTS.DEVICE_CHANGED, (e) => handlers.deviceChanged(e.payload)),
+    listen<DeviceRemovedEvent>(EVENTS.DEVICE_REMOVED, (e) => handlers.deviceRemoved(e.payload)),
+    listen<QrCode>(EVENTS.QR_CODE, (e) => handlers.qrCode(e.payload)),
+    listen<PairingCode>(EVENTS.PAIRING_CODE, (e) => handlers.pairingCode(e.payload)),
+    listen<NoticeEvent>(EVENTS.NOTICE, (e) => handlers.notice(e.payload)),
+    listen<PendingRevocation>(EVENTS.REVOCATION_CHANGED, (e) =>
+      handlers.revocationChanged(e.payload),
+    ),
+    listen<RevocationRemovedEvent>(EVENTS.REVOCATION_REMOVED, (e) =>
       handlers.revocationRemoved(e.payload),
     ),
-    listen<null>("device://resync", () => handlers.resync()),
+    listen<null>(EVENTS.RESYNC, () => handlers.resync()),
   ]);
   return () => unlisten.forEach((stop) => stop());
 }

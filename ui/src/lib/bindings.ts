@@ -22,6 +22,11 @@ display_name: string | null,
  */
 jid: string | null, state: DeviceState, state_reason: StateReason, 
 /**
+ * Where a login of the device stands, for the login dialogs: always
+ * `LoginPhase::of(state, state_reason)` (the transitions set both).
+ */
+login_phase: LoginPhase | null, 
+/**
  * When `connecting` after a failure: the time of the next attempt.
  */
 next_retry_at: string | null, 
@@ -38,6 +43,8 @@ has_credentials: boolean, created_at: string, last_connected_at: string | null, 
 export type DeviceState = "disconnected" | "pairing" | "connecting" | "logged_in" | "offline";
 
 export type StateReason = "created" | "qr_login_requested" | "code_login_requested" | "qr_expired" | "pairing_failed" | "login_cancelled" | "paired" | "connected" | "restoring" | "reconnect_requested" | "connection_lost" | "logged_out" | "removed_from_phone" | "account_locked" | "logged_out_by_whatsapp" | "replaced" | "temporarily_banned" | "client_outdated" | "credentials_lost" | "session_damaged";
+
+export type LoginPhase = "waiting" | "linking" | "linked" | "failed" | "cancelled";
 
 export type ServiceError = { code: ErrorCode, message: string, };
 
@@ -135,3 +142,39 @@ serving_at: string | null,
 problem: string | null, };
 
 export type ApiSettingsUpdate = { enabled: boolean, listen: string, user: string, password?: string, };
+
+/** Every command of the shell (`src-tauri/src/command_names.rs`). */
+export const COMMANDS = [
+  "app_info",
+  "list_devices",
+  "get_device",
+  "create_device",
+  "rename_device",
+  "login_qr",
+  "login_code",
+  "cancel_login",
+  "reconnect_device",
+  "logout_device",
+  "delete_device",
+  "device_history",
+  "export_history_csv",
+  "api_status",
+  "update_api_settings",
+  "list_revocations",
+  "retry_revocation",
+  "forget_revocation",
+] as const;
+
+export type Command = (typeof COMMANDS)[number];
+
+/** Every event the shell emits (`src-tauri/src/events.rs`). */
+export const EVENTS = {
+  DEVICE_CHANGED: "device://changed",
+  DEVICE_REMOVED: "device://removed",
+  QR_CODE: "device://qr-code",
+  PAIRING_CODE: "device://pairing-code",
+  NOTICE: "device://notice",
+  REVOCATION_CHANGED: "revocation://changed",
+  REVOCATION_REMOVED: "revocation://removed",
+  RESYNC: "device://resync",
+} as const;

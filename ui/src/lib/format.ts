@@ -1,5 +1,15 @@
-// Words for what the backend reports: states, reasons, errors, times.
-import type { BackendError, Device, DeviceState, Outcome, StateReason } from "./backend";
+// Words for what the backend reports: states, reasons, history actions,
+// outcomes, errors, times. Every word table of the UI lives here; each is a
+// `Record` over a generated type, so a new backend name without words does
+// not type-check.
+import type {
+  BackendError,
+  Device,
+  DeviceState,
+  HistoryAction,
+  Outcome,
+  StateReason,
+} from "./backend";
 
 export const STATES: DeviceState[] = [
   "logged_in",
@@ -99,6 +109,34 @@ const errorText: Record<BackendError["code"], string> = {
   login_cancelled: "Login cancelled",
   session_damaged: "Session data damaged",
   ipc: "App error",
+};
+
+/** What happened, in a device's history. */
+export const actionWords: Record<HistoryAction, string> = {
+  create: "Created",
+  rename: "Renamed",
+  login_qr: "QR login",
+  login_code: "Code login",
+  cancel_login: "Login cancelled",
+  paired: "Paired",
+  qr_expired: "QR expired",
+  pairing_failed: "Pairing failed",
+  reconnect: "Reconnect",
+  logout: "Logout",
+  delete: "Delete",
+  removed_from_phone: "Removed from phone",
+  account_locked: "Account locked",
+  logged_out_by_whatsapp: "Logged out by WhatsApp",
+  replaced: "Replaced",
+  temporarily_banned: "Banned",
+  client_outdated: "Client outdated",
+  recovered_wipe: "Wipe finished",
+  session_damaged: "Session data damaged",
+  revocation_pending: "Unlink pending",
+  revocation_attempt: "Unlink retried",
+  revocation_completed: "Unlink confirmed",
+  revocation_forgotten: "Pending unlink forgotten",
+  recovered_device: "Restored from its files",
 };
 
 export const outcomeWords: Record<Outcome, string> = {
