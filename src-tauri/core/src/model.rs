@@ -129,7 +129,7 @@ pub fn normalize_label(input: &str) -> Result<String> {
     Ok(label.to_owned())
 }
 
-/// The states of a device (see the issue): the GUI shows them as they are named.
+/// The states of a device: the GUI and the API show them as they are named.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum DeviceState {
