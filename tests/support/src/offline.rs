@@ -1,3 +1,9 @@
+//! A service that needs no server.
+
+use crate::keyring::test_keyring;
+use std::sync::Arc;
+use wa_device_core::{DeviceService, SecretStore, ServiceConfig};
+
 /// A service on a fresh data folder with the real keyring; no start-up
 /// restore, no server needed.
 pub async fn offline_service() -> (tempfile::TempDir, Arc<dyn SecretStore>, DeviceService) {

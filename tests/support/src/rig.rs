@@ -1,9 +1,27 @@
+//! The rig: a device service on a temporary data folder, with a keyring
+//! namespace of its own, connected to the in-process WhatsApp simulator. Its
+//! settings compress the client's clock and shorten the service's waits and
+//! retries, so that the flows take seconds.
+
+use crate::keyring::test_keyring;
+use crate::qr::qr_payload;
+use std::sync::Arc;
+use std::time::Duration;
+use wa_device_core::{
+    Actor, Device, DeviceService, DeviceState, NewDevice, RetryPolicy, SecretStore, ServerEndpoint,
+    ServiceConfig,
+};
+use wa_sim::{Jid, SimConfig, Simulator};
+
+/// The number of the simulated primary phone that links the rig's devices.
 pub const PHONE: &str = "15551234567";
 /// Upper bound of any wait; the flows finish far sooner.
 pub const WAIT: Duration = Duration::from_secs(30);
 /// Client clock compression (the fixed 10 s wait after a pairing, QR refs).
 const TIME_FACTOR: u32 = 10;
 
+/// A running service against the simulator, with the data folder and the
+/// keyring it uses.
 pub struct Rig {
     pub sim: Simulator,
     pub dir: tempfile::TempDir,
@@ -11,6 +29,8 @@ pub struct Rig {
     pub service: DeviceService,
 }
 
+/// The service's settings for the simulator `sim`, the data folder `data`
+/// and the keyring `secrets`.
 pub fn config(
     sim: &Simulator,
     data: &std::path::Path,

@@ -1,18 +1,16 @@
 //! Sessions against the WhatsApp simulator (`wa-sim`) with the real
 //! whatsapp-rust client, real SQLite files and the real keyring.
 
-use crate::qr::qr_payload;
 use crate::support::key_name;
-use crate::support::test_keyring;
 use std::sync::Arc;
 use std::time::Duration;
 use wa_device_core::session::store::DeviceSecrets;
 use wa_device_core::{
-    Actor, Device, DeviceService, DeviceState, HistoryAction, NewDevice, RetryPolicy, SecretStore,
-    ServerEndpoint, ServiceConfig, ServiceEvent, StateReason,
+    Actor, DeviceState, HistoryAction, NewDevice, SecretStore, ServiceEvent, StateReason,
 };
-use wa_sim::{LogoutReply, SimConfig, Simulator};
-use whatsapp_rust::Jid;
+use wa_sim::{LogoutReply, Simulator};
+use wa_test_support::qr::qr_payload;
+use wa_test_support::rig::{PHONE, Rig, WAIT};
 
 fn linked_jids(sim: &Simulator) -> Vec<String> {
     sim.phone(PHONE)

@@ -1,8 +1,5 @@
-//! Helpers shared by the integration tests.
-
-pub use crate::test_keyring::{rand_u64, test_keyring};
-use std::sync::Arc;
-use wa_device_core::{DeviceService, SecretStore, ServiceConfig};
+//! The keyring entry names of a data folder, for the tests that look at the
+//! keyring directly.
 
 /// The keyring entry of device `id` of the data folder `data` (entries are
 /// named under the folder's scope).
