@@ -6,6 +6,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::harness::{AppSession, free_port};
+use crate::selectors::{
+    API_DIALOG, API_DIALOG_ENABLED, API_DIALOG_LISTEN, API_DIALOG_PASSWORD, HEADER, device_state,
+};
 
 const STEP_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -27,23 +30,18 @@ async fn the_window_serves_the_rest_api_when_turned_on() {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
 
-    app.click_button("header", "REST API…").await;
-    let dialog = "[data-testid=api-dialog]";
-    app.wait_for_text(dialog, "Not serving.", STEP_TIMEOUT)
+    app.click_button(HEADER, "REST API…").await;
+    app.wait_for_text(API_DIALOG, "Not serving.", STEP_TIMEOUT)
         .await;
     let (status, _) = curl(&[&format!("{base}/health")]);
     assert_eq!(status, 0, "nothing listens before the setting is on");
 
-    app.click_on(&format!("{dialog} input[name=enabled]")).await;
-    app.clear_and_type(
-        &format!("{dialog} input[name=listen]"),
-        &format!("127.0.0.1:{port}"),
-    )
-    .await;
-    app.type_into(&format!("{dialog} input[name=password]"), "e2e-pass")
+    app.click_on(API_DIALOG_ENABLED).await;
+    app.clear_and_type(API_DIALOG_LISTEN, &format!("127.0.0.1:{port}"))
         .await;
-    app.click_button(dialog, "Save").await;
-    app.wait_for_text(dialog, &format!("Serving on {base}"), STEP_TIMEOUT)
+    app.type_into(API_DIALOG_PASSWORD, "e2e-pass").await;
+    app.click_button(API_DIALOG, "Save").await;
+    app.wait_for_text(API_DIALOG, &format!("Serving on {base}"), STEP_TIMEOUT)
         .await;
     app.screenshot("api-settings-light").await;
 
@@ -64,20 +62,17 @@ async fn the_window_serves_the_rest_api_when_turned_on() {
         &format!("{base}/devices"),
     ]);
     assert!((200..300).contains(&status), "{status} {body}");
-    app.click_button(dialog, "Close").await;
-    app.wait_for_text(
-        "li[data-device-id='from-script'] .state",
-        "Disconnected",
-        STEP_TIMEOUT,
-    )
-    .await;
+    app.click_button(API_DIALOG, "Close").await;
+    app.wait_for_text(&device_state("from-script"), "Disconnected", STEP_TIMEOUT)
+        .await;
 
     // Turned off again, the port closes.
-    app.click_button("header", "REST API…").await;
-    app.wait_for_text(dialog, "Serving on", STEP_TIMEOUT).await;
-    app.click_on(&format!("{dialog} input[name=enabled]")).await;
-    app.click_button(dialog, "Save").await;
-    app.wait_for_text(dialog, "Not serving.", STEP_TIMEOUT)
+    app.click_button(HEADER, "REST API…").await;
+    app.wait_for_text(API_DIALOG, "Serving on", STEP_TIMEOUT)
+        .await;
+    app.click_on(API_DIALOG_ENABLED).await;
+    app.click_button(API_DIALOG, "Save").await;
+    app.wait_for_text(API_DIALOG, "Not serving.", STEP_TIMEOUT)
         .await;
     let (status, _) = curl(&[&format!("{base}/health")]);
     assert_eq!(status, 0, "the API stopped with the setting off");

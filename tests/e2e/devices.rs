@@ -13,6 +13,12 @@ use wa_sim::{SimConfig, SimEvent, Simulator};
 
 use crate::harness::{AppSession, Launch};
 use crate::screen_qr;
+use crate::selectors::{
+    ADD_DIALOG, ADD_DIALOG_ID, ADD_DIALOG_LABEL, CODE_DIALOG, CODE_DIALOG_PHONE, DELETE_DIALOG,
+    EMPTY_LIST, HEADER, HISTORY_DIALOG, HISTORY_ROWS, KEYRING_BANNER, LOGOUT_DIALOG,
+    LOGOUT_DIALOG_CONFIRMATION, PAIRING_CODE, PENDING_UNLINKS_PANEL, QR_DIALOG, QR_DIALOG_ERROR,
+    TOASTS, device_card, device_reason, device_state, pending_unlink_try_now,
+};
 
 /// Linking takes the client's fixed post-pairing wait (10 s, compressed here).
 const LINK_TIMEOUT: Duration = Duration::from_secs(60);
@@ -88,24 +94,16 @@ async fn assert_theme(app: &AppSession, theme: &str) {
 }
 
 async fn add_device(app: &AppSession, id: &str, label: &str, theme: &str, shot: bool) {
-    app.click_button("header", "Add device").await;
-    app.type_into("[data-testid=add-dialog] input[name=label]", label)
-        .await;
-    app.type_into("[data-testid=add-dialog] input[name=id]", id)
-        .await;
+    app.click_button(HEADER, "Add device").await;
+    app.type_into(ADD_DIALOG_LABEL, label).await;
+    app.type_into(ADD_DIALOG_ID, id).await;
     if shot {
         app.screenshot(&format!("add-device-{theme}")).await;
     }
-    app.click_button("[data-testid=add-dialog]", "Add device")
+    app.click_button(ADD_DIALOG, "Add device").await;
+    app.wait_until_gone(ADD_DIALOG, STEP_TIMEOUT).await;
+    app.wait_for_text(&device_state(id), "Disconnected", STEP_TIMEOUT)
         .await;
-    app.wait_until_gone("[data-testid=add-dialog]", STEP_TIMEOUT)
-        .await;
-    app.wait_for_text(
-        &format!("li[data-device-id='{id}'] .state"),
-        "Disconnected",
-        STEP_TIMEOUT,
-    )
-    .await;
 }
 
 /// Screenshots the window until a QR code can be read from it.
@@ -125,10 +123,6 @@ async fn qr_from_screen(app: &AppSession, theme: &str) -> String {
     }
 }
 
-fn card(id: &str) -> String {
-    format!("li[data-device-id='{id}']")
-}
-
 async fn qr_login_and_logout(theme: &str) {
     let server = LoopbackSimulator::start().await;
     let app = server.app(theme).await;
@@ -138,8 +132,8 @@ async fn qr_login_and_logout(theme: &str) {
     let id = &format!("front-desk-{theme}");
     add_device(&app, id, "Front desk", theme, true).await;
 
-    app.click_button(&card(id), "Log in with QR").await;
-    app.wait_for_text("[data-testid=qr-dialog]", "Link a device", STEP_TIMEOUT)
+    app.click_button(&device_card(id), "Log in with QR").await;
+    app.wait_for_text(QR_DIALOG, "Link a device", STEP_TIMEOUT)
         .await;
     let payload = qr_from_screen(&app, theme).await;
     let phone = server.sim.phone("15550001111");
@@ -147,13 +141,12 @@ async fn qr_login_and_logout(theme: &str) {
         .scan(&payload)
         .await
         .expect("the simulated phone accepts the QR code read from the screen");
-    app.wait_until_gone("[data-testid=qr-dialog]", LINK_TIMEOUT)
+    app.wait_until_gone(QR_DIALOG, LINK_TIMEOUT).await;
+    app.wait_for_text(&device_state(id), "Logged in", LINK_TIMEOUT)
         .await;
-    app.wait_for_text(&format!("{} .state", card(id)), "Logged in", LINK_TIMEOUT)
+    app.wait_for_text(TOASTS, "is linked and logged in", STEP_TIMEOUT)
         .await;
-    app.wait_for_text(".toasts", "is linked and logged in", STEP_TIMEOUT)
-        .await;
-    app.wait_for_text(&card(id), "+15550001111", STEP_TIMEOUT)
+    app.wait_for_text(&device_card(id), "+15550001111", STEP_TIMEOUT)
         .await;
     app.screenshot(&format!("device-list-{theme}")).await;
     assert!(
@@ -162,10 +155,9 @@ async fn qr_login_and_logout(theme: &str) {
     );
     assert_eq!(phone.linked_devices().len(), 1);
 
-    app.click_button(&card(id), "Log out…").await;
-    let dialog = "[data-testid=logout-dialog]";
+    app.click_button(&device_card(id), "Log out…").await;
     let text = app
-        .wait_for_text(dialog, "Log out “Front desk”?", STEP_TIMEOUT)
+        .wait_for_text(LOGOUT_DIALOG, "Log out “Front desk”?", STEP_TIMEOUT)
         .await;
     for line in [
         "+15550001111",
@@ -183,20 +175,16 @@ async fn qr_login_and_logout(theme: &str) {
         .await
         .expect("read the focused element");
     assert_eq!(focused.as_str(), Some("Cancel"), "focus starts on Cancel");
-    app.type_into(&format!("{dialog} input[name=confirm]"), "Front desk")
+    app.type_into(LOGOUT_DIALOG_CONFIRMATION, "Front desk")
         .await;
     app.screenshot(&format!("logout-confirmation-{theme}"))
         .await;
-    app.click_button(dialog, "Log out device").await;
-    app.wait_until_gone(dialog, STEP_TIMEOUT).await;
-    app.wait_for_text(".toasts", "WhatsApp confirmed the unlink", STEP_TIMEOUT)
+    app.click_button(LOGOUT_DIALOG, "Log out device").await;
+    app.wait_until_gone(LOGOUT_DIALOG, STEP_TIMEOUT).await;
+    app.wait_for_text(TOASTS, "WhatsApp confirmed the unlink", STEP_TIMEOUT)
         .await;
-    app.wait_for_text(
-        &format!("{} .state", card(id)),
-        "Disconnected",
-        STEP_TIMEOUT,
-    )
-    .await;
+    app.wait_for_text(&device_state(id), "Disconnected", STEP_TIMEOUT)
+        .await;
 
     assert!(
         phone.linked_devices().is_empty(),
@@ -224,14 +212,10 @@ async fn code_login_removal_reconnect_delete(theme: &str) {
     let id = &format!("sales-{theme}");
     add_device(&app, id, "Sales", theme, false).await;
 
-    app.click_button(&card(id), "Log in with code").await;
-    let dialog = "[data-testid=code-dialog]";
-    app.type_into(&format!("{dialog} input[name=phone]"), "+1 555 000 2222")
-        .await;
-    app.click_button(dialog, "Get pairing code").await;
-    let code = app
-        .wait_for_text("[data-testid=pairing-code]", "-", STEP_TIMEOUT)
-        .await;
+    app.click_button(&device_card(id), "Log in with code").await;
+    app.type_into(CODE_DIALOG_PHONE, "+1 555 000 2222").await;
+    app.click_button(CODE_DIALOG, "Get pairing code").await;
+    let code = app.wait_for_text(PAIRING_CODE, "-", STEP_TIMEOUT).await;
     assert_eq!(code.trim().len(), 9, "the code reads XXXX-XXXX: {code:?}");
     app.screenshot(&format!("pairing-code-{theme}")).await;
     let phone = server.sim.phone("15550002222");
@@ -239,51 +223,37 @@ async fn code_login_removal_reconnect_delete(theme: &str) {
         .enter_code(code.trim())
         .await
         .expect("the simulated phone accepts the code shown in the window");
-    app.wait_until_gone(dialog, LINK_TIMEOUT).await;
-    app.wait_for_text(&format!("{} .state", card(id)), "Logged in", LINK_TIMEOUT)
+    app.wait_until_gone(CODE_DIALOG, LINK_TIMEOUT).await;
+    app.wait_for_text(&device_state(id), "Logged in", LINK_TIMEOUT)
         .await;
 
     // Reconnect: the same credentials log in again (an IK handshake).
     let logins_before = logins(&server.sim, &jid.to_string());
-    app.click_button(&card(id), "Reconnect").await;
+    app.click_button(&device_card(id), "Reconnect").await;
     let deadline = Instant::now() + LINK_TIMEOUT;
     while logins(&server.sim, &jid.to_string()) <= logins_before {
         assert!(Instant::now() < deadline, "reconnect did not log in again");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    app.wait_for_text(&format!("{} .state", card(id)), "Logged in", LINK_TIMEOUT)
+    app.wait_for_text(&device_state(id), "Logged in", LINK_TIMEOUT)
         .await;
 
-    app.click_button(&card(id), "History").await;
-    app.wait_for_text(
-        "[data-testid=detail-dialog] tbody",
-        "Reconnect",
-        STEP_TIMEOUT,
-    )
-    .await;
-    app.wait_for_text(
-        "[data-testid=detail-dialog] tbody",
-        "Code login",
-        STEP_TIMEOUT,
-    )
-    .await;
+    app.click_button(&device_card(id), "History").await;
+    app.wait_for_text(HISTORY_ROWS, "Reconnect", STEP_TIMEOUT)
+        .await;
+    app.wait_for_text(HISTORY_ROWS, "Code login", STEP_TIMEOUT)
+        .await;
     app.screenshot(&format!("history-{theme}")).await;
-    app.click_button("[data-testid=detail-dialog]", "Close")
-        .await;
-    app.wait_until_gone("[data-testid=detail-dialog]", STEP_TIMEOUT)
-        .await;
+    app.click_button(HISTORY_DIALOG, "Close").await;
+    app.wait_until_gone(HISTORY_DIALOG, STEP_TIMEOUT).await;
 
     // Removed in the phone's Linked devices: the card and a toast say so.
     phone
         .remove_device(&jid)
         .expect("the phone removes the device");
-    app.wait_for_text(
-        &format!("{} .reason", card(id)),
-        "Removed from the phone",
-        STEP_TIMEOUT,
-    )
-    .await;
-    app.wait_for_text(".toasts", "Removed from the phone", STEP_TIMEOUT)
+    app.wait_for_text(&device_reason(id), "Removed from the phone", STEP_TIMEOUT)
+        .await;
+    app.wait_for_text(TOASTS, "Removed from the phone", STEP_TIMEOUT)
         .await;
     app.screenshot(&format!("notice-{theme}")).await;
     assert!(
@@ -291,17 +261,12 @@ async fn code_login_removal_reconnect_delete(theme: &str) {
         "a removed device keeps no secrets"
     );
 
-    app.click_button(&card(id), "Delete…").await;
-    app.wait_for_text(
-        "[data-testid=delete-dialog]",
-        "Delete “Sales”?",
-        STEP_TIMEOUT,
-    )
-    .await;
-    app.click_button("[data-testid=delete-dialog]", "Delete device")
+    app.click_button(&device_card(id), "Delete…").await;
+    app.wait_for_text(DELETE_DIALOG, "Delete “Sales”?", STEP_TIMEOUT)
         .await;
-    app.wait_until_gone(&card(id), STEP_TIMEOUT).await;
-    app.wait_for_text("[data-testid=empty-state]", "No devices yet", STEP_TIMEOUT)
+    app.click_button(DELETE_DIALOG, "Delete device").await;
+    app.wait_until_gone(&device_card(id), STEP_TIMEOUT).await;
+    app.wait_for_text(EMPTY_LIST, "No devices yet", STEP_TIMEOUT)
         .await;
     app.close().await;
     server.endpoints.shutdown().await;
@@ -329,20 +294,12 @@ async fn keyring_banner(theme: &str) {
     .await;
     let id = &format!("no-keyring-{theme}");
     add_device(&app, id, "Kiosk", theme, false).await;
-    app.click_button(&card(id), "Log in with QR").await;
-    app.wait_for_text(
-        "[data-testid=keyring-banner]",
-        "keyring is not available",
-        STEP_TIMEOUT,
-    )
-    .await;
-    app.wait_for_text(
-        "[data-testid=qr-dialog] [role=alert]",
-        "code keyring_unavailable",
-        STEP_TIMEOUT,
-    )
-    .await;
-    app.click_button("[data-testid=qr-dialog]", "Close").await;
+    app.click_button(&device_card(id), "Log in with QR").await;
+    app.wait_for_text(KEYRING_BANNER, "keyring is not available", STEP_TIMEOUT)
+        .await;
+    app.wait_for_text(QR_DIALOG_ERROR, "code keyring_unavailable", STEP_TIMEOUT)
+        .await;
+    app.click_button(QR_DIALOG, "Close").await;
     app.screenshot(&format!("keyring-banner-{theme}")).await;
     app.close().await;
     server.endpoints.shutdown().await;
@@ -355,7 +312,7 @@ async fn refused_logout_becomes_a_pending_unlink(theme: &str) {
     let app = server.app(theme).await;
     let id = &format!("refused-{theme}");
     add_device(&app, id, "Refused", theme, false).await;
-    app.click_button(&card(id), "Log in with QR").await;
+    app.click_button(&device_card(id), "Log in with QR").await;
     let deadline = Instant::now() + STEP_TIMEOUT;
     let payload = loop {
         let png = app.client.screenshot().await.expect("take a screenshot");
@@ -376,28 +333,21 @@ async fn refused_logout_becomes_a_pending_unlink(theme: &str) {
         .scan(&payload)
         .await
         .expect("the phone links the device");
-    app.wait_for_text(&format!("{} .state", card(id)), "Logged in", LINK_TIMEOUT)
+    app.wait_for_text(&device_state(id), "Logged in", LINK_TIMEOUT)
         .await;
 
     server.sim.set_logout_reply(wa_sim::LogoutReply::Error);
-    app.click_button(&card(id), "Log out…").await;
-    let dialog = "[data-testid=logout-dialog]";
-    app.wait_for_text(dialog, "keeps retrying the unlink", STEP_TIMEOUT)
+    app.click_button(&device_card(id), "Log out…").await;
+    app.wait_for_text(LOGOUT_DIALOG, "keeps retrying the unlink", STEP_TIMEOUT)
         .await;
-    app.type_into(&format!("{dialog} input[name=confirm]"), "Refused")
+    app.type_into(LOGOUT_DIALOG_CONFIRMATION, "Refused").await;
+    app.click_button(LOGOUT_DIALOG, "Log out device").await;
+    app.wait_until_gone(LOGOUT_DIALOG, STEP_TIMEOUT).await;
+    app.wait_for_text(&device_state(id), "Disconnected", STEP_TIMEOUT)
         .await;
-    app.click_button(dialog, "Log out device").await;
-    app.wait_until_gone(dialog, STEP_TIMEOUT).await;
-    app.wait_for_text(
-        &format!("{} .state", card(id)),
-        "Disconnected",
-        STEP_TIMEOUT,
-    )
-    .await;
-    let panel = "[data-testid=revocations-panel]";
-    app.wait_for_text(panel, &jid.to_string(), STEP_TIMEOUT)
+    app.wait_for_text(PENDING_UNLINKS_PANEL, &jid.to_string(), STEP_TIMEOUT)
         .await;
-    app.wait_for_text(panel, "Pending unlinks (1)", STEP_TIMEOUT)
+    app.wait_for_text(PENDING_UNLINKS_PANEL, "Pending unlinks (1)", STEP_TIMEOUT)
         .await;
     app.screenshot(&format!("pending-unlink-{theme}")).await;
     assert_eq!(phone.linked_devices().len(), 1, "still linked at the phone");
@@ -407,10 +357,11 @@ async fn refused_logout_becomes_a_pending_unlink(theme: &str) {
     );
 
     server.sim.set_logout_reply(wa_sim::LogoutReply::Ok);
-    app.click_on(&format!("{panel} tr[data-jid='{jid}'] button"))
+    app.click_on(&pending_unlink_try_now(&jid.to_string()))
         .await;
-    app.wait_until_gone(panel, LINK_TIMEOUT).await;
-    app.wait_for_text(".toasts", "WhatsApp confirmed the unlink of", STEP_TIMEOUT)
+    app.wait_until_gone(PENDING_UNLINKS_PANEL, LINK_TIMEOUT)
+        .await;
+    app.wait_for_text(TOASTS, "WhatsApp confirmed the unlink of", STEP_TIMEOUT)
         .await;
     assert!(phone.linked_devices().is_empty(), "the link is gone");
     app.close().await;

@@ -10,6 +10,8 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 use tempfile::TempDir;
 
+use crate::selectors;
+
 /// How long the app may take to show its first element; a cold WebKit start
 /// under Xvfb on a loaded 2-core machine takes a few seconds.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -110,7 +112,7 @@ impl AppSession {
             .client
             .wait()
             .at_most(START_TIMEOUT)
-            .for_element(Locator::Css("header h1"))
+            .for_element(Locator::Css(selectors::APP_TITLE))
             .await
             .expect("the app renders its header");
         session
@@ -218,7 +220,7 @@ impl AppSession {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let buttons = scope_element
-                .find_all(Locator::Css("button"))
+                .find_all(Locator::Css(selectors::BUTTON))
                 .await
                 .unwrap_or_default();
             for button in buttons {

@@ -9,6 +9,8 @@
 mod api_setting;
 #[cfg_attr(not(feature = "simulator"), allow(dead_code))]
 mod harness;
+#[cfg_attr(not(feature = "simulator"), allow(dead_code))]
+mod selectors;
 mod serve_stop;
 mod window;
 

@@ -2,6 +2,7 @@
 //! given, and enforces its content security policy.
 
 use crate::harness::AppSession;
+use crate::selectors::{APP_TITLE, DATA_FOLDER_FOOTER, EMPTY_LIST_HEADING};
 
 #[tokio::test]
 async fn window_opens_on_the_empty_device_list() {
@@ -11,13 +12,10 @@ async fn window_opens_on_the_empty_device_list() {
         app.client.title().await.expect("window title"),
         "WA Device Admin"
     );
-    assert_eq!(app.text_of("header h1").await, "WA Device Admin");
-    assert_eq!(
-        app.text_of("[data-testid=empty-state] h2").await,
-        "No devices yet"
-    );
+    assert_eq!(app.text_of(APP_TITLE).await, "WA Device Admin");
+    assert_eq!(app.text_of(EMPTY_LIST_HEADING).await, "No devices yet");
 
-    let footer = app.text_of(".data-dir").await;
+    let footer = app.text_of(DATA_FOLDER_FOOTER).await;
     let expected = app.data_dir.display().to_string();
     assert!(
         footer.ends_with(&expected),

@@ -21,9 +21,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../tests/it/qr.rs"]
-mod qr;
-
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,6 +29,7 @@ use wa_device_core::{
     Actor, DeviceService, DeviceState, KeyringSecretStore, NewDevice, SecretStore, ServerEndpoint,
     ServiceConfig, ServiceEvent,
 };
+use wa_test_support::qr::qr_payload;
 
 /// The client's clock runs this much faster (see `SessionSettings`): the
 /// fixed 10 s wait after a pairing becomes 10 s / FACTOR.
@@ -182,7 +180,7 @@ async fn link_devices(
         let qr = service.login_qr(&id, Actor::System).await.unwrap();
         let phone = format!("1555{:07}", first_phone + i / 4);
         let started = Instant::now();
-        sim.scan(&phone, &qr::qr_payload(&qr.svg)).await.unwrap();
+        sim.scan(&phone, &qr_payload(&qr.svg)).await.unwrap();
         assert!(
             wait_logged_in(
                 service,

@@ -6,9 +6,11 @@ use reqwest::{Method, StatusCode};
 use wa_device_api::{
     ApiConfig, ApiServer, Credential, KeyringCredentialStore, StartError, parse_credentials,
 };
-use wa_device_core::{DeviceService, SecretStore, ServiceConfig};
+use wa_device_core::SecretStore;
 
-use crate::support::{OTHER_PASSWORD, OTHER_USER, PASSWORD, Rig, USER, test_keyring};
+use crate::support::{OTHER_PASSWORD, OTHER_USER, PASSWORD, Rig, USER};
+use wa_test_support::keyring::test_keyring;
+use wa_test_support::offline::offline_service;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_is_open_and_everything_else_needs_credentials() {
@@ -102,17 +104,9 @@ async fn every_configured_user_is_accepted_and_recorded_in_the_history() {
     );
 }
 
-async fn offline_service() -> (tempfile::TempDir, DeviceService) {
-    let dir = tempfile::tempdir().unwrap();
-    let secrets: Arc<dyn SecretStore> = Arc::new(test_keyring());
-    let mut config = ServiceConfig::new(dir.path().join("data"), secrets);
-    config.restore_on_open = false;
-    (dir, DeviceService::open(config).await.unwrap())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_refuses_to_start_without_credentials_or_on_a_remote_address() {
-    let (_dir, service) = offline_service().await;
+    let (_dir, _secrets, service) = offline_service().await;
     let mut config = ApiConfig::new(Vec::new());
     config.listen = "127.0.0.1:0".parse().unwrap();
     let err = ApiServer::start(service.clone(), config)
@@ -160,7 +154,7 @@ async fn a_pair_stored_in_the_keyring_authenticates() {
             .is_none()
     );
 
-    let (_dir, service) = offline_service().await;
+    let (_dir, _secrets, service) = offline_service().await;
     let mut config = ApiConfig::new(vec![loaded]);
     config.listen = "127.0.0.1:0".parse().unwrap();
     let api = ApiServer::start(service, config).await.unwrap();
@@ -188,7 +182,7 @@ async fn a_pair_stored_in_the_keyring_authenticates() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_stops_listening() {
-    let (_dir, service) = offline_service().await;
+    let (_dir, _secrets, service) = offline_service().await;
     let mut config = ApiConfig::new(parse_credentials(&["a:b"]).unwrap());
     config.listen = "127.0.0.1:0".parse().unwrap();
     let api = ApiServer::start(service, config).await.unwrap();

@@ -14,8 +14,9 @@ use reqwest::Method;
 use wa_device_core::files::DataLayout;
 use wa_device_core::{DeviceId, HistoryAction, Outcome};
 
-use crate::support::{Rig, qr_payload};
+use crate::support::Rig;
 use wa_sim::{LogoutReply, SimEvent};
+use wa_test_support::qr::qr_payload;
 
 const IDS: usize = 6;
 const CLIENTS: usize = 32;
@@ -181,7 +182,7 @@ async fn thirty_two_clients_on_six_ids_leave_no_companion_the_app_does_not_hold(
         })
     };
     let tally = Arc::new(Mutex::new(Tally::default()));
-    let seed = crate::test_keyring::rand_u64();
+    let seed = wa_test_support::keyring::rand_u64();
     eprintln!("chaos seed {seed}");
     let clients: Vec<_> = (0..CLIENTS as u64)
         .map(|n| {

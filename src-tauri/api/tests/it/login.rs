@@ -4,9 +4,9 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::support::{PASSWORD, Rig, USER, WAIT, qr_payload};
-
-const PHONE: &str = "15551234567";
+use crate::support::{PASSWORD, Rig, USER};
+use wa_test_support::qr::qr_payload;
+use wa_test_support::rig::{PHONE, WAIT};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn qr_login_then_logout_answers_exactly_and_blanks_the_device() {

@@ -14,8 +14,3 @@ mod devices;
 mod limits;
 mod login;
 mod support;
-// Shared with the core's tests: the same decoder and keyring namespace.
-#[path = "../../../core/tests/it/qr.rs"]
-mod qr;
-#[path = "../../../core/tests/it/test_keyring.rs"]
-mod test_keyring;

@@ -1,4 +1,5 @@
-//! The rig: simulator, service, API server and an HTTP client.
+//! The rig: the service rig of `wa-test-support` (simulator, service, data
+//! folder, keyring) with the API server on it and an HTTP client.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -6,17 +7,15 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use wa_device_api::{ApiConfig, ApiServer, RunningApi, parse_credentials};
-use wa_device_core::{DeviceService, RetryPolicy, SecretStore, ServerEndpoint, ServiceConfig};
+use wa_device_core::{DeviceService, SecretStore};
 use wa_sim::{SimConfig, Simulator};
+use wa_test_support::qr::qr_payload;
+use wa_test_support::rig::WAIT;
 
 pub const USER: &str = "alice";
 pub const PASSWORD: &str = "correct horse battery";
 pub const OTHER_USER: &str = "bob";
 pub const OTHER_PASSWORD: &str = "builder";
-/// Upper bound of any wait; the flows finish far sooner.
-pub const WAIT: Duration = Duration::from_secs(30);
-
-pub use crate::test_keyring::test_keyring;
 
 pub struct Rig {
     pub sim: Simulator,
@@ -62,20 +61,12 @@ impl Rig {
     }
 
     pub async fn with(sim_config: SimConfig, tune: impl FnOnce(&mut ApiConfig)) -> Rig {
-        let sim = Simulator::new(sim_config);
-        let dir = tempfile::tempdir().unwrap();
-        let secrets: Arc<dyn SecretStore> = Arc::new(test_keyring());
-        let mut config = ServiceConfig::new(dir.path().join("data"), Arc::clone(&secrets));
-        config.server = ServerEndpoint::Transport(Arc::new(sim.transport_factory()));
-        config.client_time_factor = 10;
-        config.unlink_timeout = Duration::from_secs(3);
-        config.revocation_retry = RetryPolicy {
-            base: Duration::from_millis(300),
-            max: Duration::from_secs(1),
-            jitter: 0.2,
-            stable_after: Duration::ZERO,
-        };
-        let service = DeviceService::open(config).await.unwrap();
+        let wa_test_support::rig::Rig {
+            sim,
+            dir,
+            secrets,
+            service,
+        } = wa_test_support::rig::Rig::with_sim(sim_config).await;
         let mut api_config = ApiConfig::new(
             parse_credentials(&[format!("{USER}:{PASSWORD},{OTHER_USER}:{OTHER_PASSWORD}")])
                 .unwrap(),
@@ -181,8 +172,6 @@ impl Drop for Rig {
         self.api.take();
     }
 }
-
-pub use crate::qr::qr_payload;
 
 /// Sends raw bytes and returns the status line and the whole answer, for
 /// requests a URL-normalizing client would never send.

@@ -5,7 +5,6 @@
 //! or session file outlived the logout and that no device claims credentials
 //! it no longer has.
 
-use crate::support::rand_u64;
 use crate::support::{key_name, revocation_key};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -18,6 +17,7 @@ use wa_device_core::{
     Actor, DeviceId, DeviceService, DeviceState, ErrorCode, KeyringSecretStore, LoginStep,
     NewDevice, SecretStore, ServerEndpoint, ServiceConfig, WipeStep,
 };
+use wa_test_support::keyring::rand_u64;
 
 const STEPS: [(&str, WipeStep); 8] = [
     ("journaled", WipeStep::Journaled),

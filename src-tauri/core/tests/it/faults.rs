@@ -2,12 +2,12 @@
 //! (state, reason, next retry, ban expiry) and that the service's own retries
 //! bring the device back, or stay away after a permanent ending.
 
-use crate::sessions::{RETRY, Rig, WAIT};
 use crate::support::key_name;
 use std::time::Duration;
 use tokio::sync::broadcast;
 use wa_device_core::{Actor, Device, DeviceState, HistoryAction, ServiceEvent, StateReason};
 use wa_sim::{SimConfig, SimEvent, Simulator};
+use wa_test_support::rig::{RETRY, Rig, WAIT};
 
 /// The snapshots of `id` sent as `device_changed`, with the time each was
 /// received, until one satisfies `done` (returned last) or `within` passes.

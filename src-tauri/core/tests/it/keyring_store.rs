@@ -1,7 +1,7 @@
 //! The keyring-backed secret store against the real Secret Service.
 
-use crate::support::test_keyring;
 use wa_device_core::{ErrorCode, KeyringSecretStore, SecretStore};
+use wa_test_support::keyring::test_keyring;
 
 #[test]
 fn secrets_round_trip_through_the_real_keyring() {

@@ -3,9 +3,7 @@
 //! login ends is recorded and unlinked, cancelled logins answer so, and
 //! crumbs of an interrupted login go with a delete.
 
-use crate::qr::qr_payload;
-use crate::sessions::{PHONE, Rig, WAIT};
-use crate::support::{key_name, offline_service, revocation_key, test_keyring};
+use crate::support::{key_name, revocation_key};
 use std::sync::Arc;
 use std::time::Duration;
 use wa_device_core::files::DataLayout;
@@ -15,6 +13,10 @@ use wa_device_core::{
     SecretStore, ServiceConfig, StateReason,
 };
 use wa_sim::{LogoutReply, SimEvent};
+use wa_test_support::keyring::test_keyring;
+use wa_test_support::offline::offline_service;
+use wa_test_support::qr::qr_payload;
+use wa_test_support::rig::{PHONE, Rig, WAIT};
 use wacore::store::traits::DeviceStore;
 
 fn new_device(id: &str) -> NewDevice {
@@ -600,7 +602,7 @@ async fn two_data_folders_with_the_same_device_id_keep_their_own_keys() {
     let a = Rig::new().await;
     let dir_b = tempfile::tempdir().unwrap();
     let data_b = dir_b.path().join("data");
-    let b = DeviceService::open(crate::sessions::config(&a.sim, &data_b, &a.secrets))
+    let b = DeviceService::open(wa_test_support::rig::config(&a.sim, &data_b, &a.secrets))
         .await
         .unwrap();
     let (_, jid_a) = a.linked("same").await;

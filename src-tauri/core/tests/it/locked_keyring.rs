@@ -6,7 +6,7 @@
 //! here runs as a child process in a desktop session of its own (a private
 //! D-Bus, gnome-keyring and X display, where the prompt opens and waits).
 
-use crate::sessions::config;
+use wa_test_support::rig::config;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wa_device_core::{

@@ -3,7 +3,7 @@
 //! of journaled wipes, and an unavailable keyring.
 
 use crate::keyring_store::run_without_secret_service;
-use crate::support::{key_name, offline_service, test_keyring};
+use crate::support::key_name;
 use std::sync::Arc;
 use wa_device_core::app_db::{AppDatabase, PendingWipe};
 use wa_device_core::files::DataLayout;
@@ -11,6 +11,8 @@ use wa_device_core::{
     Actor, DeviceService, DeviceState, ErrorCode, HistoryAction, KeyringSecretStore, NewDevice,
     Outcome, SecretStore, ServiceConfig, ServiceEvent, StateReason,
 };
+use wa_test_support::keyring::test_keyring;
+use wa_test_support::offline::offline_service;
 
 fn new_device(id: &str) -> NewDevice {
     NewDevice {

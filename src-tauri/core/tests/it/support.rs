@@ -1,19 +1,5 @@
-//! Helpers shared by the integration tests.
-
-pub use crate::test_keyring::{rand_u64, test_keyring};
-use std::sync::Arc;
-use wa_device_core::{DeviceService, SecretStore, ServiceConfig};
-
-/// A service on a fresh data folder with the real keyring; no start-up
-/// restore, no server needed.
-pub async fn offline_service() -> (tempfile::TempDir, Arc<dyn SecretStore>, DeviceService) {
-    let dir = tempfile::tempdir().unwrap();
-    let secrets: Arc<dyn SecretStore> = Arc::new(test_keyring());
-    let mut config = ServiceConfig::new(dir.path().join("data"), Arc::clone(&secrets));
-    config.restore_on_open = false;
-    let service = DeviceService::open(config).await.unwrap();
-    (dir, secrets, service)
-}
+//! The keyring entry names of a data folder, for the tests that look at the
+//! keyring directly.
 
 /// The keyring entry of device `id` of the data folder `data` (entries are
 /// named under the folder's scope).

@@ -1,5 +1,4 @@
-//! A throw-away keyring namespace per test. Shared with the REST API's
-//! integration tests, which include this file by path.
+//! A throw-away keyring namespace per test.
 
 use wa_device_core::KeyringSecretStore;
 
@@ -9,6 +8,8 @@ pub fn test_keyring() -> KeyringSecretStore {
     KeyringSecretStore::new(format!("wa-device-admin-test-{:016x}", rand_u64()))
 }
 
+/// A number that differs from call to call and run to run (the standard
+/// library's randomly keyed hasher over the clock), for names and seeds.
 pub fn rand_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
