@@ -10,6 +10,7 @@ use std::collections::HashMap;
 #[cfg(target_os = "linux")]
 mod batch;
 mod deadline;
+pub mod device_entry;
 mod keyring;
 mod memory;
 mod names;

@@ -115,6 +115,7 @@ impl ServiceCore {
             }
             Reaction::Wipe {
                 reason,
+                link_proven_gone,
                 record,
                 notice,
             } => {
@@ -122,7 +123,7 @@ impl ServiceCore {
                 let wipe = PendingWipe {
                     device_id: id.clone(),
                     delete_device: false,
-                    unlink_confirmed: true,
+                    unlink_confirmed: link_proven_gone,
                     actor: record.actor.clone(),
                 };
                 self.db.begin_wipe(&wipe)?;

@@ -52,12 +52,15 @@ pub(super) enum Reaction {
     /// The account renamed itself: [`Device::renamed_by_account`].
     Renamed { display_name: String },
     /// WhatsApp ended the link for good: the session stops and the
-    /// credentials are wiped like a logout whose unlink is already
-    /// confirmed, by the record's actor. The device goes straight to
-    /// `unlinked` with `reason` (no snapshot in between shows
-    /// `logged_out`), then the record, then the notice.
+    /// credentials are wiped like a logout, by the record's actor: one whose
+    /// unlink is confirmed when `link_proven_gone`, otherwise one whose keys
+    /// are kept as a pending revocation until WhatsApp confirms the link is
+    /// gone. The device goes straight to `unlinked` with `reason` (no
+    /// snapshot in between shows `logged_out`), then the record, then the
+    /// notice.
     Wipe {
         reason: StateReason,
+        link_proven_gone: bool,
         record: HistoryRecord,
         notice: String,
     },
@@ -160,6 +163,11 @@ pub(super) fn react(device: &Device, event: &Event, now: DateTime<Utc>) -> React
             };
             Reaction::Wipe {
                 reason,
+                // A link that has just landed and never logged in can be
+                // refused while its registration is still in flight at
+                // WhatsApp: that refusal is not proof it is gone, and its
+                // keys are kept to end it.
+                link_proven_gone: device.state_reason != StateReason::Paired,
                 record: HistoryRecord {
                     action,
                     actor: Actor::Whatsapp,
@@ -366,9 +374,11 @@ mod tests {
         match reaction {
             Reaction::Wipe {
                 reason,
+                link_proven_gone,
                 record,
                 notice,
             } => {
+                let _ = link_proven_gone;
                 assert_eq!(
                     (record.actor, record.outcome),
                     (Actor::Whatsapp, Outcome::Ok)
@@ -578,6 +588,13 @@ mod tests {
     fn removal_in_the_phone_wipes_credentials() {
         for device in [paired(), logged_in(), offline()] {
             let reaction = react(&device, &logged_out(ConnectFailureReason::LoggedOut), at(0));
+            if let Reaction::Wipe {
+                link_proven_gone, ..
+            } = &reaction
+            {
+                // A link that logged in once is proven: its refusal is final.
+                assert_eq!(*link_proven_gone, device.last_connected_at.is_some());
+            }
             assert_eq!(
                 wipe_of(reaction),
                 (
@@ -587,6 +604,24 @@ mod tests {
                 )
             );
         }
+    }
+
+    #[test]
+    fn a_refusal_of_a_link_that_never_logged_in_keeps_its_keys_to_end_it() {
+        let Reaction::Wipe {
+            reason,
+            link_proven_gone,
+            ..
+        } = react(
+            &paired(),
+            &logged_out(ConnectFailureReason::LoggedOut),
+            at(0),
+        )
+        else {
+            panic!("not a wipe");
+        };
+        assert_eq!(reason, StateReason::RemovedFromPhone);
+        assert!(!link_proven_gone);
     }
 
     #[test]

@@ -6,13 +6,13 @@
 //! here runs as a child process in a desktop session of its own (a private
 //! D-Bus, gnome-keyring and X display, where the prompt opens and waits).
 
-use wa_test_support::rig::config;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wa_device_core::{
     Actor, DeviceService, ErrorCode, KeyringSecretStore, NewDevice, SecretStore, ServiceError,
 };
 use wa_sim::{SimConfig, Simulator};
+use wa_test_support::rig::config;
 
 /// The call limit in these tests; the product's is `KEYRING_CALL_LIMIT`.
 const LIMIT: Duration = Duration::from_secs(2);
