@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use wa_device_core::secrets::ApiPasswordEntry;
 use wa_device_core::{ErrorCode, SecretStore, ServiceError};
 
 use crate::response::ApiError;
@@ -195,42 +196,28 @@ pub async fn require_basic_auth(
     }
 }
 
-/// The API's `user:password` pair kept in the OS keyring, under the data
-/// folder's scope (`KeyringNames::api_password`), for admins who prefer not
-/// to pass it on the command line or in the environment.
+/// The API's `user:password` pair kept in the OS keyring (see
+/// [`ApiPasswordEntry`], where the entry is read and written).
 #[derive(Clone)]
 pub struct KeyringCredentialStore {
-    store: Arc<dyn SecretStore>,
-    entry: String,
+    entry: ApiPasswordEntry,
 }
 
 impl KeyringCredentialStore {
     /// `store` is the shell's keyring, `entry` the folder's
     /// `KeyringNames::api_password()`.
     pub fn new(store: Arc<dyn SecretStore>, entry: String) -> KeyringCredentialStore {
-        KeyringCredentialStore { store, entry }
+        KeyringCredentialStore {
+            entry: ApiPasswordEntry::new(store, entry),
+        }
     }
 
-    /// The stored pair, if one is set. A pair stored before entries were
-    /// scoped by data folder ([`KEYRING_ENTRY`]) is copied under the scope
-    /// on first use; the old entry stays for the folders that still read it.
+    /// The stored pair, if one is set. Errors: `keyring_unavailable`, or
+    /// `internal` for an entry that is not a pair (never shown).
     pub fn load(&self) -> Result<Option<Credential>, ServiceError> {
-        let bytes = match self.store.get(&self.entry)? {
-            Some(bytes) => bytes,
-            None => match self.store.get(KEYRING_ENTRY)? {
-                Some(bytes) => {
-                    self.store.set(&self.entry, &bytes)?;
-                    bytes
-                }
-                None => return Ok(None),
-            },
+        let Some(text) = self.entry.load()? else {
+            return Ok(None);
         };
-        let text = String::from_utf8(bytes).map_err(|_| {
-            ServiceError::new(
-                ErrorCode::Internal,
-                "the keyring entry of the API password is not UTF-8; set the password again",
-            )
-        })?;
         Credential::parse(&text).map(Some).map_err(|_| {
             ServiceError::new(
                 ErrorCode::Internal,
@@ -240,11 +227,11 @@ impl KeyringCredentialStore {
     }
 
     pub fn save(&self, credential: &Credential) -> Result<(), ServiceError> {
-        self.store.set(&self.entry, credential.joined().as_bytes())
+        self.entry.save(&credential.joined())
     }
 
     pub fn clear(&self) -> Result<(), ServiceError> {
-        self.store.delete(&self.entry)
+        self.entry.clear()
     }
 }
 

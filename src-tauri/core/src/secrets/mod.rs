@@ -7,6 +7,7 @@
 use crate::error::Result;
 use std::collections::HashMap;
 
+mod api_password;
 #[cfg(target_os = "linux")]
 mod batch;
 mod deadline;
@@ -14,13 +15,16 @@ pub mod device_entry;
 mod keyring;
 mod memory;
 mod names;
+mod prefetch;
 #[cfg(target_os = "linux")]
 mod secret_service;
 
+pub use api_password::ApiPasswordEntry;
 pub use deadline::KEYRING_CALL_LIMIT;
 pub use keyring::KeyringSecretStore;
 pub use memory::MemorySecretStore;
 pub use names::{KeyringNames, UNSCOPED_API_PASSWORD, unscoped_device_entry};
+pub(crate) use prefetch::KeyringPrefetch;
 
 /// A store of named secrets.
 pub trait SecretStore: Send + Sync + 'static {

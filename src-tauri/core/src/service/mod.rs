@@ -51,10 +51,10 @@ use crate::model::{
     Actor, Device, DeviceId, HistoryAction, HistoryEntry, NewDevice, Outcome, ServiceEvent,
     StateReason, normalize_label,
 };
+use crate::secrets::KeyringPrefetch;
 use crate::secrets::{KeyringNames, SecretStore};
 use crate::session::SessionSettings;
 use device_lock::{DeviceGuard, DeviceLocks};
-use restore::KeyringPrefetch;
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};

@@ -66,7 +66,7 @@ impl ServiceCore {
             } => {
                 let code = QrCode {
                     device_id: id,
-                    svg: qr_svg(&payload)?,
+                    svg: qr_svg(&payload.0)?,
                     expires_at,
                 };
                 if let Some(tx) = rt.first_qr.take() {
@@ -77,7 +77,7 @@ impl ServiceCore {
             Reaction::ShowPairingCode { code, expires_at } => {
                 let code = PairingCode {
                     device_id: id,
-                    code,
+                    code: code.0,
                     expires_at,
                 };
                 if let Some(tx) = rt.pairing_code.take() {

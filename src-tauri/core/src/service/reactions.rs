@@ -21,13 +21,13 @@ pub(super) enum Reaction {
     /// A QR code to show until `expires_at`: the first answers the waiting
     /// login, every one goes out as an event.
     ShowQrCode {
-        payload: String,
+        payload: Secret<String>,
         expires_at: DateTime<Utc>,
     },
     /// A pairing code (`XXXX-XXXX`) to type on the phone until `expires_at`:
     /// it answers the waiting login and goes out as an event.
     ShowPairingCode {
-        code: String,
+        code: Secret<String>,
         expires_at: DateTime<Utc>,
     },
     /// WhatsApp refused the pairing code request: a login waiting for its
@@ -78,6 +78,17 @@ pub(super) enum Reaction {
     RetryLater,
 }
 
+/// A QR payload or pairing code: compared in tests, never shown by `Debug`
+/// (whoever holds one can link a companion to the account).
+#[derive(PartialEq)]
+pub(super) struct Secret<T>(pub(super) T);
+
+impl<T> std::fmt::Debug for Secret<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
 /// How a pending login ends: `unlinked` with `reason`, then `record`.
 #[derive(Debug, PartialEq)]
 pub(super) struct PairingEnd {
@@ -99,11 +110,11 @@ pub(super) fn react(device: &Device, event: &Event, now: DateTime<Utc>) -> React
     let pairing = device.state == DeviceState::Pairing;
     match event {
         Event::PairingQrCode(qr) => Reaction::ShowQrCode {
-            payload: qr.code.clone(),
+            payload: Secret(qr.code.clone()),
             expires_at: after(now, qr.timeout),
         },
         Event::PairingCode(pc) => Reaction::ShowPairingCode {
-            code: format_pairing_code(&pc.code),
+            code: Secret(format_pairing_code(&pc.code)),
             expires_at: after(now, pc.timeout),
         },
         Event::PairingCodeError(_) | Event::PairError(_) => Reaction::PairingRefused {
@@ -405,7 +416,7 @@ mod tests {
         assert_eq!(
             react(&pairing(), &event, at(0)),
             Reaction::ShowQrCode {
-                payload: "ref,noise,identity,adv".into(),
+                payload: Secret("ref,noise,identity,adv".into()),
                 expires_at: at(20),
             }
         );
@@ -422,7 +433,7 @@ mod tests {
         assert_eq!(
             react(&pairing(), &event, at(0)),
             Reaction::ShowPairingCode {
-                code: "ABCD-1234".into(),
+                code: Secret("ABCD-1234".into()),
                 expires_at: at(180),
             }
         );
