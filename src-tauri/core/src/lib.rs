@@ -1,5 +1,17 @@
 //! The Tauri-free core of WA Device Admin: the device service that the desktop
 //! shell, the REST API and the tests all drive.
+//!
+//! Where to look:
+//! - [`service`]: every operation, one file per responsibility (its module
+//!   doc has the map; the four logout steps are in `service/logout.rs`);
+//! - [`lifecycle`]: the named transitions, the only code that sets a
+//!   device's state; `service/reactions.rs` says which WhatsApp event leads
+//!   to which;
+//! - [`secrets`]: every place a secret is read or written (the OS keyring,
+//!   the device entry's format, the API password, the start-up prefetch);
+//! - [`session`]: a device's whatsapp-rust client and its SQLite store;
+//! - [`app_db`], [`files`]: the app database and the data folder;
+//! - [`model`], [`error`]: the types the UI and the API share.
 
 #[macro_use]
 mod named_variants;

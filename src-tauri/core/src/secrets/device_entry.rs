@@ -5,7 +5,7 @@
 //! full key pair) and its ADV secret, and the signed pre-key records (which
 //! hold private keys), go to one keyring entry per device; the session
 //! store's SQLite row holds the record with all-zero placeholders
-//! ([`scrubbed`]). Deleting a device's secrets is one delete.
+//! (`scrubbed`). Deleting a device's secrets is one delete.
 
 use crate::error::ServiceError;
 use crate::model::DeviceId;
@@ -128,7 +128,7 @@ pub(crate) fn scrubbed(device: &Device) -> Result<Device> {
 
 /// The keyring entry name a stored [`DeviceSecrets`] says it is kept under,
 /// if it says one. The keyring's bulk read takes names from here (see
-/// [`SecretStore::get_all`]): the Secret Service hands many
+/// [`super::SecretStore::get_all`]): the Secret Service hands many
 /// items' secrets out in one call but each item's name only in a call of its
 /// own.
 pub fn secret_entry_name(raw: &[u8]) -> Option<String> {

@@ -1,4 +1,14 @@
 //! Where long-term secrets live: the OS keyring, behind [`SecretStore`].
+//! Every read and write of a secret goes through this module:
+//! - `keyring`: the OS keyring on every OS ([`KeyringSecretStore`]);
+//! - `deadline`: the time bound of every keyring call;
+//! - `secret_service`, `batch` (Linux only): the start-up read of every
+//!   entry in one pass;
+//! - `names`: the names of a data folder's entries;
+//! - [`device_entry`]: the format of a device's entry (its session's keys);
+//! - `api_password`: the REST API's password entry;
+//! - `prefetch`: the start-up read handed to each device's first attempt;
+//! - `memory`: an in-memory store for unit tests.
 //!
 //! Invariant: secret bytes go only through this trait. If the keyring cannot
 //! be reached the operation fails with `keyring_unavailable`; nothing falls

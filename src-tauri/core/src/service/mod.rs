@@ -19,7 +19,10 @@
 //!   wipes a crash interrupted;
 //! - [`connection`]: reconnect, starting sessions, retries with backoff;
 //! - [`reconcile`]: devices the app database lost, found by their files;
-//! - [`restore`]: the start-up restore and its keyring prefetch;
+//! - [`restore`]: the start-up restore, fed by the keyring prefetch
+//!   (`crate::secrets::KeyringPrefetch`);
+//! - [`keyring_scope`]: moving a folder's entries from before scopes under
+//!   its scope, once;
 //! - [`revocation`]: pending revocations, retried until WhatsApp confirms;
 //! - [`reactions`]: the table of what each event of a device's WhatsApp
 //!   session, and the end of its run loop, does to the device (pure data:

@@ -385,11 +385,10 @@ mod tests {
         match reaction {
             Reaction::Wipe {
                 reason,
-                link_proven_gone,
                 record,
                 notice,
+                ..
             } => {
-                let _ = link_proven_gone;
                 assert_eq!(
                     (record.actor, record.outcome),
                     (Actor::Whatsapp, Outcome::Ok)
