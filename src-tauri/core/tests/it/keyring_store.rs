@@ -1,5 +1,6 @@
 //! The keyring-backed secret store against the real Secret Service.
 
+use crate::support::{assert_child_test, run_child_test};
 use wa_device_core::{ErrorCode, KeyringSecretStore, SecretStore};
 use wa_test_support::keyring::test_keyring;
 
@@ -162,28 +163,14 @@ fn one_connection_makes_a_read_cheap() {
 /// Runs `test` of this binary in a child process whose environment has no
 /// D-Bus session bus, so there is no Secret Service to talk to.
 pub fn run_without_secret_service(test: &str) {
-    let exe = std::env::current_exe().unwrap();
-    let output = std::process::Command::new(exe)
-        .args([
-            "--exact",
-            test,
-            "--include-ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(
+    run_child_test(test, |exe, args| {
+        let mut command = std::process::Command::new(exe);
+        command.args(args).env(
             "DBUS_SESSION_BUS_ADDRESS",
             "unix:path=/nonexistent/wa-device-core-test-bus",
-        )
-        .env("WA_DEVICE_CORE_TEST_CHILD", "1")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success() && stdout.contains("1 passed"),
-        "child test {test} failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+        );
+        command
+    });
 }
 
 #[test]
@@ -194,10 +181,7 @@ fn without_secret_service_every_call_is_keyring_unavailable() {
 #[test]
 #[ignore = "child process of without_secret_service_every_call_is_keyring_unavailable"]
 fn child_keyring_without_secret_service() {
-    assert_eq!(
-        std::env::var("WA_DEVICE_CORE_TEST_CHILD").as_deref(),
-        Ok("1")
-    );
+    assert_child_test();
     let store = KeyringSecretStore::new("wa-device-admin-test-unavailable");
     let get = store.get("device/a").unwrap_err();
     assert_eq!(get.code, ErrorCode::KeyringUnavailable, "{get:?}");

@@ -6,6 +6,7 @@
 //! here runs as a child process in a desktop session of its own (a private
 //! D-Bus, gnome-keyring and X display, where the prompt opens and waits).
 
+use crate::support::{assert_child_test, run_child_test};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wa_device_core::{
@@ -21,26 +22,13 @@ const SLACK: Duration = Duration::from_secs(3);
 
 /// Runs `test` of this binary under `tests/desktop-session.sh`.
 fn run_in_own_desktop_session(test: &str) {
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/desktop-session.sh");
-    let output = std::process::Command::new(script)
-        .arg(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            test,
-            "--include-ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("WA_DEVICE_CORE_TEST_CHILD", "1")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success() && stdout.contains("1 passed"),
-        "child test {test} failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    run_child_test(test, |exe, args| {
+        let script =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/desktop-session.sh");
+        let mut command = std::process::Command::new(script);
+        command.arg(exe).args(args);
+        command
+    });
 }
 
 fn lock_the_keyring() {
@@ -69,10 +57,7 @@ fn every_call_on_a_locked_keyring_ends_within_seconds() {
 #[test]
 #[ignore = "child process of every_call_on_a_locked_keyring_ends_within_seconds"]
 fn child_every_call_ends_within_seconds() {
-    assert_eq!(
-        std::env::var("WA_DEVICE_CORE_TEST_CHILD").as_deref(),
-        Ok("1")
-    );
+    assert_child_test();
     let store = KeyringSecretStore::with_call_limit("wa-device-admin-test-locked", LIMIT);
     store.set("device/a", b"secret-value").unwrap();
     lock_the_keyring();
@@ -98,10 +83,7 @@ fn a_qr_login_on_a_locked_keyring_is_keyring_unavailable() {
 #[test]
 #[ignore = "child process of a_qr_login_on_a_locked_keyring_is_keyring_unavailable"]
 fn child_qr_login_is_keyring_unavailable() {
-    assert_eq!(
-        std::env::var("WA_DEVICE_CORE_TEST_CHILD").as_deref(),
-        Ok("1")
-    );
+    assert_child_test();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -353,10 +353,7 @@ async fn without_a_keyring_devices_can_be_viewed_but_not_linked() {
 #[tokio::test]
 #[ignore = "child process of without_a_keyring_devices_can_be_viewed_but_not_linked"]
 async fn child_service_without_secret_service() {
-    assert_eq!(
-        std::env::var("WA_DEVICE_CORE_TEST_CHILD").as_deref(),
-        Ok("1")
-    );
+    crate::support::assert_child_test();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let secrets: Arc<dyn SecretStore> =
