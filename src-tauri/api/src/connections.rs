@@ -255,3 +255,19 @@ async fn serve_connection(connection: Connection) {
     registry.remove(id);
     drop(permit);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cap_stays_at_most_half_the_open_file_limit() {
+        let cap = effective_cap(usize::MAX);
+        match open_file_limit() {
+            Some(limit) => assert_eq!(cap, (limit / 2).max(1)),
+            None => assert_eq!(cap, usize::MAX),
+        }
+        assert_eq!(effective_cap(0), 1);
+        assert_eq!(effective_cap(3), 3);
+    }
+}
