@@ -8,10 +8,13 @@
 //!   `header_read_timeout` is closed, and the same bound closes a keep-alive
 //!   connection that stays idle that long after its last answer;
 //! - when every slot is taken, the oldest connection without a request in
-//!   flight (a slow or idle one) is closed to make room, so a new client
-//!   (`/health` among them) is answered even while a flood of slow
-//!   connections is held. Only when every slot has a request in flight does
-//!   the next connection wait in the listen backlog.
+//!   flight is closed to make room, so a new client (`/health` among them)
+//!   is answered even while a flood of slow connections is held. A request
+//!   is in flight from the moment its whole body has arrived (see
+//!   [`ConnectionActivity`]) until its answer is ready: a client trickling
+//!   its head or its body, or reading its answer slowly, can be closed.
+//!   Only when every slot has a request in flight does the next connection
+//!   wait in the listen backlog.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -112,15 +115,22 @@ impl Registry {
     }
 }
 
-/// Counts a request as in flight while it is handled.
-struct InFlight(Arc<AtomicUsize>);
+/// The requests in flight on one connection, put in every request's
+/// extensions. Whoever has received the whole request calls
+/// [`ConnectionActivity::enter`] and holds the guard until the answer is
+/// ready (the body-reading middleware does so for every route).
+#[derive(Clone)]
+pub struct ConnectionActivity(Arc<AtomicUsize>);
 
-impl InFlight {
-    fn enter(count: &Arc<AtomicUsize>) -> InFlight {
-        count.fetch_add(1, Ordering::AcqRel);
-        InFlight(count.clone())
+impl ConnectionActivity {
+    pub fn enter(&self) -> InFlight {
+        self.0.fetch_add(1, Ordering::AcqRel);
+        InFlight(self.0.clone())
     }
 }
+
+/// Counts a request as in flight until dropped.
+pub struct InFlight(Arc<AtomicUsize>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
@@ -224,14 +234,10 @@ async fn serve_connection(connection: Connection) {
         mut shutting_down,
         permit,
     } = connection;
-    let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-        let app = app.clone();
-        let guard = InFlight::enter(&in_flight);
-        async move {
-            let response = app.oneshot(request.map(Body::new)).await;
-            drop(guard);
-            response
-        }
+    let activity = ConnectionActivity(in_flight);
+    let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+        request.extensions_mut().insert(activity.clone());
+        app.clone().oneshot(request.map(Body::new))
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder

@@ -318,7 +318,9 @@ const DRAIN_LIMIT: u64 = 1024 * 1024;
 const BODY_READ_TIME: Duration = Duration::from_secs(30);
 
 /// Receives the whole body before anything else runs (authentication
-/// included) and refuses one over the limit. The rest of an oversized body is
+/// included) and refuses one over the limit. From then until the answer is
+/// ready the connection counts as busy (see [`connections`]): while a body
+/// trickles in, the connection may be closed to make room for others. The rest of an oversized body is
 /// read and dropped (up to `DRAIN_LIMIT`) before the 413 goes out: a server
 /// that answers and closes while the client is still sending makes the
 /// client's TCP stack see a reset, and the client then reports a broken
@@ -376,6 +378,10 @@ async fn refuse_large_bodies(request: Request, next: Next, limit: usize) -> Resp
         )
         .into_response(),
         Ok(Ok(())) => {
+            let _in_flight = parts
+                .extensions
+                .get::<connections::ConnectionActivity>()
+                .map(connections::ConnectionActivity::enter);
             next.run(Request::from_parts(parts, axum::body::Body::from(kept)))
                 .await
         }

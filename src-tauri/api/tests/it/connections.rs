@@ -10,16 +10,26 @@ use wa_sim::SimConfig;
 
 use crate::support::Rig;
 
-/// Sends a request line and then one header line every 2 s, never ending
-/// the head, until the server closes the connection or `for_at_most`
-/// passes. Returns when (after the start) the server closed it, if it did.
-async fn trickle(mut stream: TcpStream, for_at_most: Duration) -> Option<Duration> {
+/// What a slow client trickles.
+#[derive(Clone, Copy)]
+enum Slow {
+    /// Header lines, never ending the head.
+    Head,
+    /// Body bytes of a whole head that announces 1,000.
+    Body,
+}
+
+/// Sends a request line and then one header line (or one body byte) every
+/// 2 s, never ending the request, until the server closes the connection or
+/// `for_at_most` passes. Returns when (after the start) the server closed
+/// it, if it did.
+async fn trickle(mut stream: TcpStream, slow: Slow, for_at_most: Duration) -> Option<Duration> {
     let started = Instant::now();
-    if stream
-        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
-        .await
-        .is_err()
-    {
+    let opening: &[u8] = match slow {
+        Slow::Head => b"GET /health HTTP/1.1\r\nHost: x\r\n",
+        Slow::Body => b"POST /devices HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{",
+    };
+    if stream.write_all(opening).await.is_err() {
         return Some(started.elapsed());
     }
     let mut buf = [0_u8; 256];
@@ -31,8 +41,11 @@ async fn trickle(mut stream: TcpStream, for_at_most: Duration) -> Option<Duratio
             Ok(Ok(_)) => {}
             Err(_) => {
                 line += 1;
-                let header = format!("X-Slow-{line}: {line}\r\n");
-                if stream.write_all(header.as_bytes()).await.is_err() {
+                let more = match slow {
+                    Slow::Head => format!("X-Slow-{line}: {line}\r\n"),
+                    Slow::Body => " ".to_owned(),
+                };
+                if stream.write_all(more.as_bytes()).await.is_err() {
                     return Some(started.elapsed());
                 }
             }
@@ -64,7 +77,7 @@ async fn a_header_trickled_line_by_line_is_cut_at_the_header_read_timeout() {
     .await;
     let addr = rig.api.as_ref().unwrap().local_addr();
     let stream = TcpStream::connect(addr).await.unwrap();
-    let closed_after = trickle(stream, Duration::from_secs(15))
+    let closed_after = trickle(stream, Slow::Head, Duration::from_secs(15))
         .await
         .expect("the server closes a connection whose head never ends");
     assert!(
@@ -102,7 +115,7 @@ async fn an_idle_keep_alive_connection_is_closed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn health_answers_while_more_slow_connections_than_the_cap_are_held() {
+async fn health_answers_while_more_slow_heads_and_bodies_than_the_cap_are_held() {
     const CAP: usize = 40;
     const FLOOD: usize = 100;
     let rig = Rig::with(SimConfig::default(), |config| {
@@ -111,9 +124,10 @@ async fn health_answers_while_more_slow_connections_than_the_cap_are_held() {
     .await;
     let addr = rig.api.as_ref().unwrap().local_addr();
     let mut flood = Vec::new();
-    for _ in 0..FLOOD {
+    for n in 0..FLOOD {
         let stream = TcpStream::connect(addr).await.unwrap();
-        flood.push(tokio::spawn(trickle(stream, Duration::from_secs(8))));
+        let slow = if n % 2 == 0 { Slow::Head } else { Slow::Body };
+        flood.push(tokio::spawn(trickle(stream, slow, Duration::from_secs(8))));
     }
     // Let every flood connection send its first lines.
     tokio::time::sleep(Duration::from_millis(500)).await;
