@@ -29,6 +29,10 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot, watch};
 use tower::ServiceExt;
 
+/// The most connections any configuration opens at once (a bound for the
+/// slot count, where the OS reports no open-file limit).
+const MAX_CAP: u32 = 1 << 20;
+
 /// How long a failed `accept` (for example out of files) pauses the loop.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
@@ -146,8 +150,10 @@ pub async fn serve(
     limits: ConnectionLimits,
     mut stop: oneshot::Receiver<()>,
 ) {
-    let cap = limits.cap.max(1);
-    let slots = Arc::new(Semaphore::new(cap));
+    let cap = u32::try_from(limits.cap)
+        .unwrap_or(MAX_CAP)
+        .clamp(1, MAX_CAP);
+    let slots = Arc::new(Semaphore::new(cap as usize));
     let registry = Arc::new(Registry::default());
     let (shutdown, shutting_down) = watch::channel(false);
     let mut next_id: u64 = 0;
@@ -188,7 +194,7 @@ pub async fn serve(
     drop(listener);
     let _ = shutdown.send(true);
     // Every connection returns its slot when it closes.
-    let _ = slots.acquire_many(cap as u32).await;
+    let _ = slots.acquire_many(cap).await;
 }
 
 /// A free slot: taken at once when there is one; otherwise the oldest idle
