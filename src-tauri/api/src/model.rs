@@ -139,11 +139,23 @@ pub struct CreateDevice {
     pub label: Option<String>,
 }
 
+/// The optional body of `POST /devices/{device_id}/login/code`; a `phone`
+/// query parameter takes precedence.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct PhoneBody {
+    /// The account's phone number, country code first.
+    #[serde(default)]
+    #[schema(example = "628912344551")]
+    pub phone: Option<String>,
+}
+
 /// `results` of `GET /devices/{device_id}/login`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct QrLogin {
     pub device_id: String,
     /// The current QR code as an SVG image (authenticated like every route).
+    /// Built from the server's `--public-url` when set, otherwise from its
+    /// listen address; never from the request's `Host` header.
     pub qr_link: String,
     /// The same image as a `data:image/svg+xml;base64,…` URL.
     pub qr_data_url: String,

@@ -129,6 +129,13 @@ async fn the_server_refuses_to_start_without_credentials_or_on_a_remote_address(
     assert!(matches!(err, StartError::RemoteNotAllowed(_)), "{err}");
     assert!(err.to_string().contains("--allow-remote"));
     config.allow_remote = true;
+    config.public_url = Some("wa.example.org/admin".to_owned());
+    let err = ApiServer::start(service.clone(), config.clone())
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(err, StartError::InvalidPublicUrl(_)), "{err}");
+    config.public_url = None;
     let api = ApiServer::start(service, config).await.unwrap();
     assert!(api.local_addr().ip().is_unspecified());
     api.shutdown().await;

@@ -10,6 +10,7 @@
 mod auth;
 mod chaos;
 mod concurrency;
+mod connections;
 mod devices;
 mod limits;
 mod login;
