@@ -1,9 +1,7 @@
 //! The real `wa-device-admin serve` binary under a 1,024 open-file limit
 //! (`prlimit --nofile=1024`): `/health` keeps answering while more slow
 //! connections than the process could hold files for trickle header lines.
-//! Run inside `tests/desktop-session.sh` like the other suites.
-
-#![allow(clippy::unwrap_used)]
+//! No window: the app runs as the REST API server only.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -45,14 +43,18 @@ fn start_server(data: &std::path::Path) -> (Server, SocketAddr) {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("run prlimit (util-linux) with the app");
-    let stdout = child.stdout.take().unwrap();
+    let stdout = child.stdout.take().expect("the server's stdout");
     let server = Server(child);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { return };
             if let Some(addr) = line.strip_prefix("listening on http://") {
-                let _ = tx.send(addr.trim().parse::<SocketAddr>().unwrap());
+                let _ = tx.send(
+                    addr.trim()
+                        .parse::<SocketAddr>()
+                        .expect("the listen address"),
+                );
                 return;
             }
         }
@@ -116,7 +118,7 @@ async fn health(addr: SocketAddr) -> Result<String, String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_under_a_1024_file_limit_answers_health_through_a_flood_of_slow_connections() {
-    let data = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().expect("temp dir");
     let (server, addr) = start_server(data.path());
     assert_eq!(health(addr).await.as_deref(), Ok("HTTP/1.1 200 OK"));
 
@@ -135,7 +137,7 @@ async fn serve_under_a_1024_file_limit_answers_health_through_a_flood_of_slow_co
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     for connection in flood {
-        connection.await.unwrap();
+        connection.await.expect("a connection task");
     }
     assert_eq!(health(addr).await.as_deref(), Ok("HTTP/1.1 200 OK"));
     drop(server);
