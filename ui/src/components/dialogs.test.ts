@@ -379,18 +379,23 @@ describe("QR login", () => {
   });
 });
 
+/** One unlinked device whose code login answers `ABCD-EFGH`, valid 3 minutes. */
+function codeBackend() {
+  return fakeBackend([unlinked()], {
+    loginCode: (id) =>
+      Promise.resolve({
+        device_id: id,
+        code: "ABCD-EFGH",
+        expires_at: new Date(Date.now() + 180_000).toISOString(),
+      }),
+  });
+}
+
 describe("pairing-code login", () => {
   it("checks the phone number as it is typed, then shows the code large with a copy button", async () => {
     const writeText = vi.fn(() => Promise.resolve());
     Object.defineProperty(navigator, "clipboard", { value: { writeText }, configurable: true });
-    const backend = fakeBackend([unlinked()], {
-      loginCode: (id) =>
-        Promise.resolve({
-          device_id: id,
-          code: "ABCD-EFGH",
-          expires_at: new Date(Date.now() + 180_000).toISOString(),
-        }),
-    });
+    const backend = codeBackend();
     render(AppHarness, { backend });
     await openFrom("Front office", "Log in with code");
     const dialog = screen.getByTestId("code-dialog");
@@ -426,14 +431,7 @@ describe("pairing-code login", () => {
   });
 
   it("says when the code expired or was refused, and offers to try again", async () => {
-    const backend = fakeBackend([unlinked()], {
-      loginCode: (id) =>
-        Promise.resolve({
-          device_id: id,
-          code: "ABCD-EFGH",
-          expires_at: new Date(Date.now() + 180_000).toISOString(),
-        }),
-    });
+    const backend = codeBackend();
     render(AppHarness, { backend });
     await openFrom("Front office", "Log in with code");
     const dialog = screen.getByTestId("code-dialog");
