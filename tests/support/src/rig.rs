@@ -8,8 +8,8 @@ use crate::qr::qr_payload;
 use std::sync::Arc;
 use std::time::Duration;
 use wa_device_core::{
-    Actor, Device, DeviceService, DeviceState, NewDevice, RetryPolicy, SecretStore, ServerEndpoint,
-    ServiceConfig,
+    Actor, Device, DeviceService, DeviceState, HistoryAction, HistoryEntry, NewDevice, RetryPolicy,
+    SecretStore, ServerEndpoint, ServiceConfig,
 };
 use wa_sim::{Jid, SimConfig, Simulator};
 
@@ -105,6 +105,24 @@ impl Rig {
             assert!(
                 tokio::time::Instant::now() < deadline,
                 "{id} never became {what}: {device:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Waits until the device's latest history entry is `action`: an
+    /// operation or reaction records its entry once all its steps are done
+    /// (a wipe changes the state at its step 3 and deletes files after).
+    pub async fn wait_for_history(&self, id: &str, action: HistoryAction) -> HistoryEntry {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let last = self.service.history(id).unwrap().pop();
+            if let Some(entry) = last.filter(|e| e.action == action) {
+                return entry;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{id} never recorded {action:?}"
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }

@@ -260,6 +260,9 @@ async fn a_locked_account_is_wiped_and_recorded_as_such() {
         .await;
     assert_eq!(d.state_reason, StateReason::AccountLocked);
     assert!(!d.has_credentials && d.jid.is_none() && d.phone_number.is_none());
+    // The state changes at step 3 of the wipe; the session files go after.
+    rig.wait_for_history("locked", HistoryAction::AccountLocked)
+        .await;
     assert_eq!(
         rig.secrets.get(&key_name(&rig.data(), &device.id)).unwrap(),
         None

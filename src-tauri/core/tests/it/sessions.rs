@@ -267,6 +267,9 @@ async fn removal_from_the_phone_wipes_the_device() {
     rig.sim.phone(PHONE).remove_device(&jid).unwrap();
     let after = rig.wait_for_state("gone", DeviceState::Disconnected).await;
     assert_eq!(after.state_reason, StateReason::RemovedFromPhone);
+    // The state changes at step 3 of the wipe; the session files go after.
+    rig.wait_for_history("gone", HistoryAction::RemovedFromPhone)
+        .await;
     assert!(!after.has_credentials && after.jid.is_none());
     assert_eq!(
         rig.secrets.get(&key_name(&rig.data(), &device.id)).unwrap(),
