@@ -192,6 +192,12 @@ async fn the_served_openapi_document_is_the_generated_one() {
         "/devices/{device_id}/reconnect",
         "/devices/{device_id}/status",
         "/devices/{device_id}/history",
+        "/app/login",
+        "/app/login-with-code",
+        "/app/logout",
+        "/app/reconnect",
+        "/app/devices",
+        "/app/status",
     ] {
         assert!(json["paths"][path].is_object(), "{path} documented");
     }
