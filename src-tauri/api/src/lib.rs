@@ -279,6 +279,10 @@ pub fn router(state: AppState, config: &ApiConfig) -> Router {
             "/devices/{device_id}/login/qr.svg",
             get(routes::login_qr_svg),
         )
+        .route(
+            "/devices/{device_id}/login/qr.png",
+            get(routes::login_qr_png),
+        )
         .route("/devices/{device_id}/login/code", post(routes::login_code))
         .route("/devices/{device_id}/logout", post(routes::logout))
         .route("/devices/{device_id}/reconnect", post(routes::reconnect))

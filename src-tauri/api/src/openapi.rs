@@ -26,6 +26,7 @@ pub const OPENAPI_PATH: &str = "docs/openapi.json";
         routes::delete_device,
         routes::login_qr,
         routes::login_qr_svg,
+        routes::login_qr_png,
         routes::login_code,
         routes::logout,
         routes::reconnect,

@@ -5,8 +5,8 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::support::{PASSWORD, Rig, USER};
-use wa_test_support::qr::qr_payload;
+use crate::support::Rig;
+use wa_test_support::qr::png_qr_payload;
 use wa_test_support::rig::{PHONE, WAIT};
 
 const HEADER: &str = "X-Device-Id";
@@ -151,7 +151,7 @@ async fn login_reconnect_and_logout_by_header() {
     assert_eq!(results["device_id"], "target");
     assert_eq!(
         results["qr_link"],
-        format!("{}/devices/target/login/qr.svg", rig.base)
+        format!("{}/devices/target/login/qr.png", rig.base)
     );
     // A pending login refuses a second one like the device route does.
     let pending = rig.send(on_target(Method::GET, "/app/login")).await;
@@ -159,16 +159,13 @@ async fn login_reconnect_and_logout_by_header() {
     assert_eq!(pending.status, StatusCode::CONFLICT);
     assert_eq!(pending.text, direct.text);
 
-    let svg = rig
-        .send(
-            rig.client
-                .get(results["qr_link"].as_str().unwrap())
-                .basic_auth(USER, Some(PASSWORD)),
-        )
-        .await;
+    let png = rig
+        .qr_png(results["qr_link"].as_str().unwrap())
+        .await
+        .unwrap();
     rig.sim
         .phone(PHONE)
-        .scan(&qr_payload(&svg.text))
+        .scan(&png_qr_payload(&png))
         .await
         .unwrap();
     rig.wait_for("target", |d| d["state"] == "logged_in").await;

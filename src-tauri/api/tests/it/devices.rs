@@ -153,6 +153,7 @@ async fn unknown_devices_routes_and_methods() {
         (Method::DELETE, "/devices/ghost"),
         (Method::GET, "/devices/ghost/login"),
         (Method::GET, "/devices/ghost/login/qr.svg"),
+        (Method::GET, "/devices/ghost/login/qr.png"),
         (Method::POST, "/devices/ghost/login/code?phone=15551234567"),
         (Method::POST, "/devices/ghost/logout"),
         (Method::POST, "/devices/ghost/reconnect"),
