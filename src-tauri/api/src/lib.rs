@@ -12,6 +12,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod app_routes;
 pub mod auth;
 pub mod connections;
 pub mod model;
@@ -278,11 +279,21 @@ pub fn router(state: AppState, config: &ApiConfig) -> Router {
             "/devices/{device_id}/login/qr.svg",
             get(routes::login_qr_svg),
         )
+        .route(
+            "/devices/{device_id}/login/qr.png",
+            get(routes::login_qr_png),
+        )
         .route("/devices/{device_id}/login/code", post(routes::login_code))
         .route("/devices/{device_id}/logout", post(routes::logout))
         .route("/devices/{device_id}/reconnect", post(routes::reconnect))
         .route("/devices/{device_id}/status", get(routes::status))
         .route("/devices/{device_id}/history", get(routes::history))
+        .route("/app/login", get(app_routes::login))
+        .route("/app/login-with-code", get(app_routes::login_with_code))
+        .route("/app/logout", get(app_routes::logout))
+        .route("/app/reconnect", get(app_routes::reconnect))
+        .route("/app/devices", get(app_routes::devices))
+        .route("/app/status", get(app_routes::status))
         .route("/revocations", get(revocations::list))
         .route("/revocations/{jid}", delete(revocations::forget))
         .route("/revocations/{jid}/retry", post(revocations::retry))

@@ -317,8 +317,9 @@ pub async fn delete_device(
         .into_response())
 }
 
-/// Starts a QR login. `results.qr_link` serves the current QR code as SVG
-/// (codes rotate until the phone scans one or they run out).
+/// Starts a QR login. `results.qr_link` serves the current QR code as PNG,
+/// `results.qr_data_url` holds it as SVG (codes rotate until the phone scans
+/// one or they run out; `/login/qr.svg` serves the current one as SVG).
 #[utoipa::path(get, path = "/devices/{device_id}/login", tag = "login",
     security(("basic_auth" = [])), params(DevicePath),
     responses(
@@ -349,7 +350,7 @@ pub async fn login_qr(
     Ok(Envelope::success(
         "Login success",
         QrLogin {
-            qr_link: format!("{}/devices/{}/login/qr.svg", state.link_base, qr.device_id),
+            qr_link: format!("{}/devices/{}/login/qr.png", state.link_base, qr.device_id),
             qr_data_url: format!(
                 "data:image/svg+xml;base64,{}",
                 base64::engine::general_purpose::STANDARD.encode(&qr.svg)
@@ -374,22 +375,49 @@ pub async fn login_qr_svg(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Response> {
+    let qr = pending_qr(&state, path)?;
+    Ok(qr_image("image/svg+xml", qr.svg.into_bytes()))
+}
+
+/// The current QR code of a pending QR login, as PNG (where `qr_link`
+/// points).
+#[utoipa::path(get, path = "/devices/{device_id}/login/qr.png", tag = "login",
+    security(("basic_auth" = [])), params(DevicePath),
+    responses(
+        (status = 200, description = "The QR code", content_type = "image/png", body = Vec<u8>),
+        (status = 400, description = "INVALID_ID", body = NullEnvelope),
+        (status = 401, description = "Missing or wrong credentials", body = NullEnvelope),
+        (status = 404, description = "NOT_FOUND: no QR login pending", body = NullEnvelope),
+    ))]
+pub async fn login_qr_png(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult<Response> {
+    let qr = pending_qr(&state, path)?;
+    Ok(qr_image("image/png", qr.png))
+}
+
+fn pending_qr(state: &AppState, path: Result<Path<String>, PathRejection>) -> ApiResult<QrCode> {
     let id = DeviceId::parse(&device_id(path)?)?;
-    let qr = state.current_qr(&id).ok_or_else(|| {
+    state.current_qr(&id).ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
             "NOT_FOUND",
             format!("no QR login is pending for device \"{id}\""),
         )
-    })?;
-    Ok((
+    })
+}
+
+/// An image of a code that rotates: never cached.
+fn qr_image(content_type: &'static str, bytes: Vec<u8>) -> Response {
+    (
         [
-            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CONTENT_TYPE, content_type),
             (header::CACHE_CONTROL, "no-store"),
         ],
-        qr.svg,
+        bytes,
     )
-        .into_response())
+        .into_response()
 }
 
 #[derive(Deserialize, IntoParams)]

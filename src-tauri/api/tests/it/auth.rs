@@ -26,12 +26,19 @@ async fn health_is_open_and_everything_else_needs_credentials() {
         (Method::DELETE, "/devices/d1"),
         (Method::GET, "/devices/d1/login"),
         (Method::GET, "/devices/d1/login/qr.svg"),
+        (Method::GET, "/devices/d1/login/qr.png"),
         (Method::POST, "/devices/d1/login/code?phone=15551234567"),
         (Method::POST, "/devices/d1/logout"),
         (Method::POST, "/devices/d1/reconnect"),
         (Method::GET, "/devices/d1/status"),
         (Method::GET, "/devices/d1/history"),
         (Method::GET, "/openapi.json"),
+        (Method::GET, "/app/login"),
+        (Method::GET, "/app/login-with-code?phone=15551234567"),
+        (Method::GET, "/app/logout"),
+        (Method::GET, "/app/reconnect"),
+        (Method::GET, "/app/devices"),
+        (Method::GET, "/app/status"),
     ] {
         let missing = rig
             .send(rig.client.request(method.clone(), rig.url(path)))

@@ -5,7 +5,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use crate::support::{PASSWORD, Rig, USER};
-use wa_test_support::qr::qr_payload;
+use wa_test_support::qr::{png_qr_payload, qr_payload};
 use wa_test_support::rig::{PHONE, WAIT};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -21,7 +21,7 @@ async fn qr_login_then_logout_answers_exactly_and_blanks_the_device() {
     let link = results["qr_link"].as_str().unwrap();
     assert_eq!(
         link,
-        format!("{}/devices/my-device-id/login/qr.svg", rig.base)
+        format!("{}/devices/my-device-id/login/qr.png", rig.base)
     );
     let data_url = results["qr_data_url"].as_str().unwrap();
     let svg_b64 = data_url.strip_prefix("data:image/svg+xml;base64,").unwrap();
@@ -45,14 +45,17 @@ async fn qr_login_then_logout_answers_exactly_and_blanks_the_device() {
     let pending = pending.expect(409, "BUSY");
     assert!(pending.get("detail_code").is_none(), "{pending}");
 
-    // The phone scans the image the link serves (the current code).
+    // The phone scans the image the link serves (the current code): the PNG
+    // holds the same code as the SVG beside it and the data URL.
+    let png = rig.qr_png(link).await.unwrap();
+    let payload = png_qr_payload(&png);
     let svg = rig
-        .send(rig.client.get(link).basic_auth(USER, Some(PASSWORD)))
+        .call(Method::GET, "/devices/my-device-id/login/qr.svg")
         .await;
     assert_eq!(svg.status, StatusCode::OK);
     assert_eq!(svg.headers["content-type"], "image/svg+xml");
     assert_eq!(svg.headers["cache-control"], "no-store");
-    let payload = qr_payload(&svg.text);
+    assert_eq!(payload, qr_payload(&svg.text), "same code in PNG and SVG");
     assert_eq!(
         payload,
         qr_payload(&from_data_url),
@@ -75,8 +78,11 @@ async fn qr_login_then_logout_answers_exactly_and_blanks_the_device() {
         json!({"device_id": "my-device-id", "is_connected": true, "is_logged_in": true,
                "state": "logged_in", "detailed_state": "logged_in"})
     );
-    // The QR image is gone once the login ended.
+    // The QR images are gone once the login ended.
     rig.call(Method::GET, "/devices/my-device-id/login/qr.svg")
+        .await
+        .expect(404, "NOT_FOUND");
+    rig.call(Method::GET, "/devices/my-device-id/login/qr.png")
         .await
         .expect(404, "NOT_FOUND");
     // Linked devices are not linked again, in go-whatsapp-web-multidevice's
@@ -296,7 +302,7 @@ async fn qr_link_ignores_a_forged_host_header() {
     .await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(!answer.contains("evil.example"), "{answer}");
-    let expected = format!("\"qr_link\":\"{}/devices/hosted/login/qr.svg\"", rig.base);
+    let expected = format!("\"qr_link\":\"{}/devices/hosted/login/qr.png\"", rig.base);
     assert!(answer.contains(&expected), "{answer}");
 }
 
@@ -311,6 +317,6 @@ async fn qr_link_uses_the_configured_public_url() {
     let login = rig.call(Method::GET, "/devices/proxied/login").await;
     assert_eq!(
         login.expect(200, "SUCCESS")["results"]["qr_link"],
-        "https://wa.example.org/admin/devices/proxied/login/qr.svg"
+        "https://wa.example.org/admin/devices/proxied/login/qr.png"
     );
 }

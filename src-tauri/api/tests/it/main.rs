@@ -7,6 +7,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod app_routes;
 mod auth;
 mod chaos;
 mod concurrency;
