@@ -36,7 +36,6 @@ mod device_lock;
 mod keyring_scope;
 mod login;
 mod logout;
-mod qr_images;
 mod reaction_effects;
 mod reactions;
 mod reconcile;
