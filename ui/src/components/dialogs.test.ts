@@ -391,6 +391,18 @@ function codeBackend() {
   });
 }
 
+/** Opens Front office's code dialog and asks for a code for a valid phone. */
+async function requestCode(backend: ReturnType<typeof fakeBackend>) {
+  render(AppHarness, { backend });
+  await openFrom("Front office", "Log in with code");
+  const dialog = screen.getByTestId("code-dialog");
+  await fireEvent.input(within(dialog).getByRole("textbox"), {
+    target: { value: "4915112345678" },
+  });
+  await fireEvent.click(within(dialog).getByRole("button", { name: "Get pairing code" }));
+  return dialog;
+}
+
 describe("pairing-code login", () => {
   it("checks the phone number as it is typed, then shows the code large with a copy button", async () => {
     const writeText = vi.fn(() => Promise.resolve());
@@ -432,13 +444,7 @@ describe("pairing-code login", () => {
 
   it("says when the code expired or was refused, and offers to try again", async () => {
     const backend = codeBackend();
-    render(AppHarness, { backend });
-    await openFrom("Front office", "Log in with code");
-    const dialog = screen.getByTestId("code-dialog");
-    await fireEvent.input(within(dialog).getByRole("textbox"), {
-      target: { value: "4915112345678" },
-    });
-    await fireEvent.click(within(dialog).getByRole("button", { name: "Get pairing code" }));
+    const dialog = await requestCode(backend);
     await within(dialog).findByTestId("pairing-code");
     backend.emit.deviceChanged(
       unlinked({ state: "disconnected", state_reason: "pairing_failed", login_phase: "failed" }),
@@ -456,13 +462,7 @@ describe("pairing-code login", () => {
       loginCode: () =>
         Promise.reject({ code: "whatsapp_error", message: "WhatsApp sent no pairing code" }),
     });
-    render(AppHarness, { backend });
-    await openFrom("Front office", "Log in with code");
-    const dialog = screen.getByTestId("code-dialog");
-    await fireEvent.input(within(dialog).getByRole("textbox"), {
-      target: { value: "4915112345678" },
-    });
-    await fireEvent.click(within(dialog).getByRole("button", { name: "Get pairing code" }));
+    const dialog = await requestCode(backend);
     expect(await within(dialog).findByRole("alert")).toHaveTextContent(
       "WhatsApp error: WhatsApp sent no pairing code (code whatsapp_error)",
     );
