@@ -11,7 +11,7 @@ export DEBIAN_FRONTEND := noninteractive
 # What building the app needs (WebKitGTK and friends), and what the tests add.
 APP_DEBS := build-essential pkg-config curl file libwebkit2gtk-4.1-dev \
 	libayatana-appindicator3-dev librsvg2-dev libxdo-dev libssl-dev libdbus-1-dev
-TEST_DEBS := xvfb webkit2gtk-driver gnome-keyring dbus-x11 libsecret-tools python3-venv
+TEST_DEBS := xvfb webkit2gtk-driver gnome-keyring dbus-x11 libsecret-tools python3-venv util-linux
 TAURI_DRIVER_VERSION := 2.1.0
 # The REST API fuzzer, from PyPI into a virtualenv under target/ (PEP 668-safe).
 SCHEMATHESIS_VERSION := 4.32.5

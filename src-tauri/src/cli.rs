@@ -56,6 +56,13 @@ pub struct ServeArgs {
     #[arg(long)]
     pub allow_remote: bool,
 
+    /// The URL clients reach the API at (`http(s)://host[:port][/prefix]`),
+    /// for links in answers such as `qr_link`; by default `http://` and the
+    /// listen address. Set it behind a reverse proxy or with
+    /// `--listen 0.0.0.0:PORT`.
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
+
     /// Accepted `user:password` pair(s) for HTTP Basic auth; repeat the flag
     /// or separate pairs with commas. `APP_BASIC_AUTH` sets them too.
     #[arg(
@@ -131,7 +138,26 @@ mod tests {
         };
         assert_eq!(args.listen, "127.0.0.1:0".parse().expect("addr"));
         assert!(!args.allow_remote);
+        assert_eq!(args.public_url, None);
         assert!(args.basic_auth.contains(&"a:b".to_owned()));
+    }
+
+    #[test]
+    fn serve_takes_a_public_url() {
+        let cli = Cli::try_parse_from([
+            "wa-device-admin",
+            "serve",
+            "--public-url",
+            "https://wa.example.org/admin",
+        ])
+        .expect("serve parses");
+        let Some(Command::Serve(args)) = cli.command else {
+            panic!("serve subcommand expected")
+        };
+        assert_eq!(
+            args.public_url.as_deref(),
+            Some("https://wa.example.org/admin")
+        );
     }
 
     #[test]

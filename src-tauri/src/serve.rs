@@ -62,6 +62,7 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> ExitCode {
     let mut config = ApiConfig::new(credentials);
     config.listen = args.listen;
     config.allow_remote = args.allow_remote;
+    config.public_url = args.public_url.clone();
     let service_config = service_config(cli, data_dir);
     let status = runtime.block_on(async move {
         let service = match DeviceService::open(service_config).await {

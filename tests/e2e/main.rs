@@ -3,7 +3,8 @@
 //! session: `tests/desktop-session.sh cargo nextest run --test e2e --features
 //! simulator`, which provides Xvfb, a D-Bus session bus and an unlocked Secret
 //! Service. The device flows need the app built with the `simulator` feature
-//! (`make test` does so).
+//! (`make test` does so). `serve_limits` and `serve_stop` run the app as the
+//! REST API server alone, without a window.
 
 // The device flows use most of the harness; the window tests only a part.
 mod api_setting;
@@ -11,6 +12,7 @@ mod api_setting;
 mod harness;
 #[cfg_attr(not(feature = "simulator"), allow(dead_code))]
 mod selectors;
+mod serve_limits;
 mod serve_stop;
 mod window;
 

@@ -12,7 +12,9 @@
 //! # Ok(()) }
 //! ```
 
+pub mod app_routes;
 pub mod auth;
+pub mod connections;
 pub mod model;
 pub mod openapi;
 pub mod response;
@@ -63,6 +65,17 @@ pub struct ApiConfig {
     pub request_timeout: Duration,
     /// Requests handled at once; more wait (within `request_timeout`).
     pub concurrency_limit: usize,
+    /// Connections open at once (idle and half-open ones included); lowered
+    /// to half the process's open-file limit when that is smaller. When all
+    /// are taken, the oldest one without a request in flight is closed.
+    pub max_connections: usize,
+    /// A connection that has not sent a whole request head within this long
+    /// is closed; so is a keep-alive connection idle this long.
+    pub header_read_timeout: Duration,
+    /// The URL clients reach the server at (`http(s)://host[:port][/prefix]`),
+    /// for the links in answers (`qr_link`). Unset: `http://` and the listen
+    /// address. A request's `Host` header is never used.
+    pub public_url: Option<String>,
 }
 
 impl ApiConfig {
@@ -76,6 +89,9 @@ impl ApiConfig {
             body_limit: BODY_LIMIT,
             request_timeout: Duration::from_secs(60),
             concurrency_limit: 64,
+            max_connections: 512,
+            header_read_timeout: Duration::from_secs(10),
+            public_url: None,
         }
     }
 }
@@ -91,6 +107,10 @@ pub enum StartError {
         "refusing to listen on {0}: it is not a loopback address; pass --allow-remote to expose the API to the network"
     )]
     RemoteNotAllowed(SocketAddr),
+    #[error(
+        "the public URL {0:?} is not usable: give an http:// or https:// URL with a host, without query or fragment"
+    )]
+    InvalidPublicUrl(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -122,6 +142,13 @@ impl ApiServer {
         if !config.listen.ip().is_loopback() && !config.allow_remote {
             return Err(StartError::RemoteNotAllowed(config.listen));
         }
+        let public_url = config
+            .public_url
+            .as_deref()
+            .map(|url| {
+                public_link_base(url).ok_or_else(|| StartError::InvalidPublicUrl(url.to_owned()))
+            })
+            .transpose()?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| StartError::Bind {
@@ -137,18 +164,16 @@ impl ApiServer {
             body_limit: config.body_limit,
             openapi_json: Arc::new(openapi::document_json()),
             service: service.clone(),
+            link_base: Arc::new(public_url.unwrap_or_else(|| listen_link_base(local_addr))),
         };
         let events = tokio::spawn(track_qr_codes(service.subscribe(), state.clone()));
         let app = router(state, &config);
         let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async {
-                let _ = stopped.await;
-            });
-            if let Err(err) = serve.await {
-                eprintln!("wa-device-api: the server stopped: {err}");
-            }
-        });
+        let limits = connections::ConnectionLimits {
+            cap: connections::effective_cap(config.max_connections),
+            header_read_timeout: config.header_read_timeout,
+        };
+        let server = tokio::spawn(connections::serve(listener, app, limits, stopped));
         Ok(RunningApi {
             local_addr,
             stop: Some(stop),
@@ -165,7 +190,7 @@ impl RunningApi {
     }
 
     /// Stops accepting connections, lets requests in flight finish (at most
-    /// `SHUTDOWN_GRACE`), then returns. The device service keeps running.
+    /// `SHUTDOWN_GRACE`; idle connections close at once), then returns. The device service keeps running.
     pub async fn shutdown(mut self) {
         const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
         if let Some(stop) = self.stop.take() {
@@ -186,6 +211,35 @@ impl Drop for RunningApi {
         self.server.abort();
         self.events.abort();
     }
+}
+
+/// The start of links to this server from the configured public URL: the URL
+/// without a trailing `/`; `None` when it is not an absolute http(s) URL with
+/// a host, or has a query or fragment.
+fn public_link_base(url: &str) -> Option<String> {
+    let uri: axum::http::Uri = url.parse().ok()?;
+    let scheme = uri.scheme_str()?;
+    let host = uri.host()?;
+    if !(scheme == "http" || scheme == "https")
+        || host.is_empty()
+        || uri.query().is_some()
+        || url.contains('#')
+    {
+        return None;
+    }
+    Some(url.trim_end_matches('/').to_owned())
+}
+
+/// The start of links to this server from its listen address. An unspecified
+/// address (`0.0.0.0`, `::`) names no host a client can reach; the loopback
+/// address stands in for it (set `public_url` for other clients).
+fn listen_link_base(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    format!("http://{}", SocketAddr::new(ip, addr.port()))
 }
 
 /// Keeps the QR map current: new codes replace old ones; a device that
@@ -225,11 +279,21 @@ pub fn router(state: AppState, config: &ApiConfig) -> Router {
             "/devices/{device_id}/login/qr.svg",
             get(routes::login_qr_svg),
         )
+        .route(
+            "/devices/{device_id}/login/qr.png",
+            get(routes::login_qr_png),
+        )
         .route("/devices/{device_id}/login/code", post(routes::login_code))
         .route("/devices/{device_id}/logout", post(routes::logout))
         .route("/devices/{device_id}/reconnect", post(routes::reconnect))
         .route("/devices/{device_id}/status", get(routes::status))
         .route("/devices/{device_id}/history", get(routes::history))
+        .route("/app/login", get(app_routes::login))
+        .route("/app/login-with-code", get(app_routes::login_with_code))
+        .route("/app/logout", get(app_routes::logout))
+        .route("/app/reconnect", get(app_routes::reconnect))
+        .route("/app/devices", get(app_routes::devices))
+        .route("/app/status", get(app_routes::status))
         .route("/revocations", get(revocations::list))
         .route("/revocations/{jid}", delete(revocations::forget))
         .route("/revocations/{jid}/retry", post(revocations::retry))
@@ -265,7 +329,9 @@ const DRAIN_LIMIT: u64 = 1024 * 1024;
 const BODY_READ_TIME: Duration = Duration::from_secs(30);
 
 /// Receives the whole body before anything else runs (authentication
-/// included) and refuses one over the limit. The rest of an oversized body is
+/// included) and refuses one over the limit. From then until the answer is
+/// ready the connection counts as busy (see [`connections`]): while a body
+/// trickles in, the connection may be closed to make room for others. The rest of an oversized body is
 /// read and dropped (up to `DRAIN_LIMIT`) before the 413 goes out: a server
 /// that answers and closes while the client is still sending makes the
 /// client's TCP stack see a reset, and the client then reports a broken
@@ -323,6 +389,10 @@ async fn refuse_large_bodies(request: Request, next: Next, limit: usize) -> Resp
         )
         .into_response(),
         Ok(Ok(())) => {
+            let _in_flight = parts
+                .extensions
+                .get::<connections::ConnectionActivity>()
+                .map(connections::ConnectionActivity::enter);
             next.run(Request::from_parts(parts, axum::body::Body::from(kept)))
                 .await
         }
@@ -342,5 +412,48 @@ fn overload_error(err: tower::BoxError) -> ApiError {
             "UNAVAILABLE",
             format!("the server cannot take the request now: {err}"),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_urls_are_absolute_http_urls_without_query() {
+        assert_eq!(
+            public_link_base("https://wa.example.org/admin/").as_deref(),
+            Some("https://wa.example.org/admin")
+        );
+        assert_eq!(
+            public_link_base("http://10.0.0.5:3000").as_deref(),
+            Some("http://10.0.0.5:3000")
+        );
+        for bad in [
+            "wa.example.org",
+            "/relative",
+            "ftp://wa.example.org",
+            "http://wa.example.org/?x=1",
+            "http://wa.example.org/#top",
+            "",
+        ] {
+            assert_eq!(public_link_base(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn links_from_an_unspecified_listen_address_use_loopback() {
+        assert_eq!(
+            listen_link_base("0.0.0.0:3000".parse().expect("addr")),
+            "http://127.0.0.1:3000"
+        );
+        assert_eq!(
+            listen_link_base("[::]:3000".parse().expect("addr")),
+            "http://[::1]:3000"
+        );
+        assert_eq!(
+            listen_link_base("192.168.1.2:8080".parse().expect("addr")),
+            "http://192.168.1.2:8080"
+        );
     }
 }

@@ -139,13 +139,27 @@ pub struct CreateDevice {
     pub label: Option<String>,
 }
 
+/// The optional body of `POST /devices/{device_id}/login/code`; a `phone`
+/// query parameter takes precedence.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct PhoneBody {
+    /// The account's phone number, country code first.
+    #[serde(default)]
+    #[schema(example = "628912344551")]
+    pub phone: Option<String>,
+}
+
 /// `results` of `GET /devices/{device_id}/login`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct QrLogin {
     pub device_id: String,
-    /// The current QR code as an SVG image (authenticated like every route).
+    /// The current QR code as a PNG image (authenticated like every route:
+    /// it links an account to this machine; `/login/qr.svg` beside it serves
+    /// the SVG).
+    /// Built from the server's `--public-url` when set, otherwise from its
+    /// listen address; never from the request's `Host` header.
     pub qr_link: String,
-    /// The same image as a `data:image/svg+xml;base64,…` URL.
+    /// The same code as an SVG image in a `data:image/svg+xml;base64,…` URL.
     pub qr_data_url: String,
     /// Seconds until this QR code expires; later codes replace it at the same
     /// `qr_link` until the login ends.

@@ -5,7 +5,7 @@
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{revocations, routes};
+use crate::{app_routes, revocations, routes};
 
 /// The committed document, relative to the repository root.
 pub const OPENAPI_PATH: &str = "docs/openapi.json";
@@ -26,11 +26,18 @@ pub const OPENAPI_PATH: &str = "docs/openapi.json";
         routes::delete_device,
         routes::login_qr,
         routes::login_qr_svg,
+        routes::login_qr_png,
         routes::login_code,
         routes::logout,
         routes::reconnect,
         routes::status,
         routes::history,
+        app_routes::login,
+        app_routes::login_with_code,
+        app_routes::logout,
+        app_routes::reconnect,
+        app_routes::devices,
+        app_routes::status,
         revocations::list,
         revocations::retry,
         revocations::forget,
@@ -39,6 +46,7 @@ pub const OPENAPI_PATH: &str = "docs/openapi.json";
     tags(
         (name = "devices", description = "Devices and their sessions"),
         (name = "login", description = "Linking a device to a WhatsApp account"),
+        (name = "app", description = "go-whatsapp-web-multidevice's /app routes: the device routes with the device taken from the X-Device-Id header, ?device_id=, or the only device"),
         (name = "service", description = "The server itself"),
         (name = "revocations", description = "Links whose unlink WhatsApp has not confirmed yet; the service retries them"),
     )

@@ -46,9 +46,40 @@ pub struct NullEnvelope {
     /// Always `null`.
     #[schema(value_type = Option<String>)]
     pub results: Option<()>,
+    /// Errors only, and only where `code` is go-whatsapp-web-multidevice's
+    /// word for the condition: this API's own, finer code (for example
+    /// `INVALID_PHONE` under `VALIDATION_ERROR`, `BUSY` under
+    /// `ALREADY_LOGGED_IN`). Absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub detail_code: Option<String>,
 }
 
-/// An error answer: status code plus `{"code", "message", "results": null}`.
+impl NullEnvelope {
+    /// A success without a payload: `{"code":"SUCCESS","message":…,"results":null}`.
+    pub fn success(message: impl Into<String>) -> NullEnvelope {
+        NullEnvelope {
+            code: SUCCESS.to_owned(),
+            message: message.into(),
+            results: None,
+            detail_code: None,
+        }
+    }
+}
+
+impl IntoResponse for NullEnvelope {
+    fn into_response(self) -> Response {
+        Json(self).into_response()
+    }
+}
+
+/// go-whatsapp-web-multidevice's code for an invalid request field.
+pub const VALIDATION_ERROR: &str = "VALIDATION_ERROR";
+/// go-whatsapp-web-multidevice's code for a login on a linked device.
+pub const ALREADY_LOGGED_IN: &str = "ALREADY_LOGGED_IN";
+
+/// An error answer: status code plus `{"code", "message", "results": null}`
+/// (and `detail_code` where `code` is go-whatsapp-web-multidevice's word).
 /// Messages come from the core (written from non-secret facts) or from this
 /// crate; no secret is ever formatted into one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +87,7 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: String,
     pub message: String,
+    pub detail_code: Option<String>,
 }
 
 impl ApiError {
@@ -64,6 +96,19 @@ impl ApiError {
             status,
             code: code.to_owned(),
             message: message.into(),
+            detail_code: None,
+        }
+    }
+
+    /// A login refused because the device is linked already, in
+    /// go-whatsapp-web-multidevice's words (400 `ALREADY_LOGGED_IN`); the
+    /// core's code stays in `detail_code`.
+    pub fn already_logged_in(err: ServiceError) -> ApiError {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            code: ALREADY_LOGGED_IN.to_owned(),
+            message: err.message,
+            detail_code: Some(upper_case(err.code)),
         }
     }
 
@@ -119,12 +164,31 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
     }
 }
 
+/// go-whatsapp-web-multidevice's code word for a core code, where it has
+/// its own word for the same condition.
+pub fn gowa_code(code: ErrorCode) -> Option<&'static str> {
+    match code {
+        ErrorCode::InvalidPhone => Some(VALIDATION_ERROR),
+        _ => None,
+    }
+}
+
+fn upper_case(code: ErrorCode) -> String {
+    code.as_str().to_ascii_uppercase()
+}
+
 impl From<ServiceError> for ApiError {
     fn from(err: ServiceError) -> ApiError {
+        let ours = upper_case(err.code);
+        let (code, detail_code) = match gowa_code(err.code) {
+            Some(theirs) => (theirs.to_owned(), Some(ours)),
+            None => (ours, None),
+        };
         ApiError {
             status: status_of(err.code),
-            code: err.code.as_str().to_ascii_uppercase(),
+            code,
             message: err.message,
+            detail_code,
         }
     }
 }
@@ -135,6 +199,7 @@ impl IntoResponse for ApiError {
             code: self.code,
             message: self.message,
             results: None,
+            detail_code: self.detail_code,
         };
         (self.status, Json(body)).into_response()
     }
@@ -156,6 +221,32 @@ mod tests {
         );
         let err: ApiError = ServiceError::internal("db").into();
         assert_eq!(err.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(err.detail_code, None);
+    }
+
+    #[test]
+    fn a_bad_phone_is_gowas_validation_error_with_ours_as_detail() {
+        let err: ApiError = ServiceError::new(ErrorCode::InvalidPhone, "bad phone").into();
+        assert_eq!(err.status, StatusCode::BAD_REQUEST);
+        assert_eq!(err.code, "VALIDATION_ERROR");
+        assert_eq!(err.detail_code.as_deref(), Some("INVALID_PHONE"));
+        let body = serde_json::to_value(NullEnvelope {
+            code: err.code,
+            message: err.message,
+            results: None,
+            detail_code: err.detail_code,
+        })
+        .expect("serializes");
+        assert_eq!(body["detail_code"], "INVALID_PHONE");
+    }
+
+    #[test]
+    fn a_login_on_a_linked_device_is_gowas_already_logged_in() {
+        let err = ApiError::already_logged_in(ServiceError::busy("linked"));
+        assert_eq!(
+            (err.status, err.code.as_str(), err.detail_code.as_deref()),
+            (StatusCode::BAD_REQUEST, "ALREADY_LOGGED_IN", Some("BUSY"))
+        );
     }
 
     #[test]
@@ -164,6 +255,7 @@ mod tests {
             code: SUCCESS.into(),
             message: "Device logged out successfully".into(),
             results: None,
+            detail_code: None,
         };
         assert_eq!(
             serde_json::to_string(&body).expect("serializes"),

@@ -14,7 +14,7 @@ use wa_device_core::{PendingRevocation, RevocationTry};
 
 use crate::auth::ApiUser;
 use crate::model::rfc3339;
-use crate::response::{ApiError, Envelope, NullEnvelope, SUCCESS};
+use crate::response::{ApiError, Envelope, NullEnvelope};
 use crate::routes::{ApiResult, AppState, actor, detached};
 
 /// A pending revocation.
@@ -154,10 +154,8 @@ pub async fn forget(
     let jid = jid(path)?;
     let service = state.service.clone();
     detached(async move { service.forget_revocation(&jid, actor(&user)).await }).await?;
-    Ok(axum::Json(NullEnvelope {
-        code: SUCCESS.to_owned(),
-        message: "Pending revocation forgotten; the link was not unlinked".to_owned(),
-        results: None,
-    })
-    .into_response())
+    Ok(
+        NullEnvelope::success("Pending revocation forgotten; the link was not unlinked")
+            .into_response(),
+    )
 }

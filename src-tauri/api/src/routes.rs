@@ -15,13 +15,16 @@ use base64::Engine;
 use serde::Deserialize;
 use utoipa::IntoParams;
 use wa_device_core::model::DeviceId;
-use wa_device_core::{Actor, DeviceService, LogoutOutcome, NewDevice, QrCode};
+use wa_device_core::{
+    Actor, DeviceService, DeviceState, ErrorCode, LogoutOutcome, NewDevice, QrCode, ServiceError,
+};
 
 use crate::auth::ApiUser;
 use crate::model::{
-    ApiDevice, ApiHistoryEntry, CodeLogin, CreateDevice, DeviceStatus, Health, QrLogin, rfc3339,
+    ApiDevice, ApiHistoryEntry, CodeLogin, CreateDevice, DeviceStatus, Health, PhoneBody, QrLogin,
+    rfc3339,
 };
-use crate::response::{ApiError, Envelope, NullEnvelope, SUCCESS};
+use crate::response::{ApiError, Envelope, NullEnvelope};
 
 /// The exact message of a successful logout (go-whatsapp-web-multidevice's
 /// documented answer).
@@ -47,6 +50,10 @@ pub struct AppState {
     pub body_limit: usize,
     /// The openapi document, rendered once.
     pub openapi_json: Arc<String>,
+    /// Scheme and authority (and any path prefix) the links in answers start
+    /// with, without a trailing `/`: the configured public URL, or
+    /// `http://` and the listen address. Never taken from a request.
+    pub link_base: Arc<String>,
 }
 
 impl AppState {
@@ -76,14 +83,36 @@ pub(crate) type ApiResult<T> = Result<T, ApiError>;
 pub(crate) async fn detached<T: Send + 'static>(
     operation: impl std::future::Future<Output = wa_device_core::Result<T>> + Send + 'static,
 ) -> ApiResult<T> {
-    match tokio::spawn(operation).await {
-        Ok(result) => Ok(result?),
-        Err(_) => Err(ApiError::new(
+    Ok(detached_service(operation).await??)
+}
+
+/// [`detached`], with the service's own error left for the caller to map.
+async fn detached_service<T: Send + 'static>(
+    operation: impl std::future::Future<Output = wa_device_core::Result<T>> + Send + 'static,
+) -> ApiResult<wa_device_core::Result<T>> {
+    tokio::spawn(operation).await.map_err(|_| {
+        ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "INTERNAL",
             "the operation failed unexpectedly",
-        )),
+        )
+    })
+}
+
+/// The error of a refused login. The core answers `Busy` both for a pending
+/// login and for a linked device; the linked case is
+/// go-whatsapp-web-multidevice's `ALREADY_LOGGED_IN`, told apart by the
+/// device's credentials (its state, never the message).
+fn login_error(state: &AppState, id: &str, err: ServiceError) -> ApiError {
+    if err.code == ErrorCode::Busy
+        && state
+            .service
+            .get(id)
+            .is_ok_and(|device| device.has_credentials && device.state != DeviceState::Pairing)
+    {
+        return ApiError::already_logged_in(err);
     }
+    err.into()
 }
 
 pub(crate) fn actor(user: &ApiUser) -> Actor {
@@ -142,11 +171,7 @@ fn unlink_headers(outcome: &LogoutOutcome) -> HeaderMap {
 }
 
 fn null_success(message: &str) -> NullEnvelope {
-    NullEnvelope {
-        code: SUCCESS.to_owned(),
-        message: message.to_owned(),
-        results: None,
-    }
+    NullEnvelope::success(message)
 }
 
 /// Liveness; the only route without authentication.
@@ -292,16 +317,17 @@ pub async fn delete_device(
         .into_response())
 }
 
-/// Starts a QR login. `results.qr_link` serves the current QR code as SVG
-/// (codes rotate until the phone scans one or they run out).
+/// Starts a QR login. `results.qr_link` serves the current QR code as PNG,
+/// `results.qr_data_url` holds it as SVG (codes rotate until the phone scans
+/// one or they run out; `/login/qr.svg` serves the current one as SVG).
 #[utoipa::path(get, path = "/devices/{device_id}/login", tag = "login",
     security(("basic_auth" = [])), params(DevicePath),
     responses(
         (status = 200, description = "The first QR code", body = Envelope<QrLogin>),
-        (status = 400, description = "INVALID_ID", body = NullEnvelope),
+        (status = 400, description = "INVALID_ID; ALREADY_LOGGED_IN (`detail_code` BUSY): the device is linked", body = NullEnvelope),
         (status = 401, description = "Missing or wrong credentials", body = NullEnvelope),
         (status = 404, description = "NOT_FOUND", body = NullEnvelope),
-        (status = 409, description = "BUSY: a login is pending or the device is linked", body = NullEnvelope),
+        (status = 409, description = "BUSY: a login is pending", body = NullEnvelope),
         (status = 500, description = "Internal failure", body = NullEnvelope),
         (status = 502, description = "WHATSAPP_ERROR", body = NullEnvelope),
         (status = 503, description = "KEYRING_UNAVAILABLE", body = NullEnvelope),
@@ -309,28 +335,22 @@ pub async fn delete_device(
 pub async fn login_qr(
     State(state): State<AppState>,
     Extension(user): Extension<ApiUser>,
-    headers: HeaderMap,
     path: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Envelope<QrLogin>> {
     let id = device_id(path)?;
     let service = state.service.clone();
-    let qr = detached(async move { service.login_qr(&id, actor(&user)).await }).await?;
+    let login_id = id.clone();
+    let qr = detached_service(async move { service.login_qr(&login_id, actor(&user)).await })
+        .await?
+        .map_err(|err| login_error(&state, &id, err))?;
     state.remember_qr(qr.clone());
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| {
-            h.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
-        })
-        .unwrap_or("localhost");
     let remaining = (qr.expires_at - chrono::Utc::now())
         .num_milliseconds()
         .max(0) as u64;
     Ok(Envelope::success(
         "Login success",
         QrLogin {
-            qr_link: format!("http://{host}/devices/{}/login/qr.svg", qr.device_id),
+            qr_link: format!("{}/devices/{}/login/qr.png", state.link_base, qr.device_id),
             qr_data_url: format!(
                 "data:image/svg+xml;base64,{}",
                 base64::engine::general_purpose::STANDARD.encode(&qr.svg)
@@ -355,43 +375,74 @@ pub async fn login_qr_svg(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Response> {
+    let qr = pending_qr(&state, path)?;
+    Ok(qr_image("image/svg+xml", qr.svg.into_bytes()))
+}
+
+/// The current QR code of a pending QR login, as PNG (where `qr_link`
+/// points).
+#[utoipa::path(get, path = "/devices/{device_id}/login/qr.png", tag = "login",
+    security(("basic_auth" = [])), params(DevicePath),
+    responses(
+        (status = 200, description = "The QR code", content_type = "image/png", body = Vec<u8>),
+        (status = 400, description = "INVALID_ID", body = NullEnvelope),
+        (status = 401, description = "Missing or wrong credentials", body = NullEnvelope),
+        (status = 404, description = "NOT_FOUND: no QR login pending", body = NullEnvelope),
+    ))]
+pub async fn login_qr_png(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult<Response> {
+    let qr = pending_qr(&state, path)?;
+    Ok(qr_image("image/png", qr.png))
+}
+
+fn pending_qr(state: &AppState, path: Result<Path<String>, PathRejection>) -> ApiResult<QrCode> {
     let id = DeviceId::parse(&device_id(path)?)?;
-    let qr = state.current_qr(&id).ok_or_else(|| {
+    state.current_qr(&id).ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
             "NOT_FOUND",
             format!("no QR login is pending for device \"{id}\""),
         )
-    })?;
-    Ok((
+    })
+}
+
+/// An image of a code that rotates: never cached.
+fn qr_image(content_type: &'static str, bytes: Vec<u8>) -> Response {
+    (
         [
-            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CONTENT_TYPE, content_type),
             (header::CACHE_CONTROL, "no-store"),
         ],
-        qr.svg,
+        bytes,
     )
-        .into_response())
+        .into_response()
 }
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PhoneQuery {
     /// The account's phone number, country code first (`+`, spaces and dashes
-    /// are ignored).
+    /// are ignored). When absent or empty, `phone` of the JSON body is used.
     #[serde(default)]
     #[param(example = "+49 151 2345678")]
     phone: Option<String>,
 }
 
 /// Starts a login by pairing code; type `results.pair_code` on the phone.
+/// The phone comes from `?phone=` or, when that is absent, from the JSON body
+/// `{"phone": "…"}`. An unknown device is 404 whatever the phone.
 #[utoipa::path(post, path = "/devices/{device_id}/login/code", tag = "login",
     security(("basic_auth" = [])), params(DevicePath, PhoneQuery),
+    request_body(content = Option<PhoneBody>, content_type = "application/json"),
     responses(
         (status = 200, description = "The pairing code", body = Envelope<CodeLogin>),
-        (status = 400, description = "INVALID_ID or INVALID_PHONE", body = NullEnvelope),
+        (status = 400, description = "INVALID_ID; VALIDATION_ERROR (`detail_code` INVALID_PHONE): a missing or bad phone; ALREADY_LOGGED_IN (`detail_code` BUSY): the device is linked; BAD_REQUEST: a body that is not JSON", body = NullEnvelope),
         (status = 401, description = "Missing or wrong credentials", body = NullEnvelope),
         (status = 404, description = "NOT_FOUND", body = NullEnvelope),
-        (status = 409, description = "BUSY: a login is pending or the device is linked", body = NullEnvelope),
+        (status = 409, description = "BUSY: a login is pending", body = NullEnvelope),
+        (status = 413, description = "Body over the size limit", body = NullEnvelope),
         (status = 500, description = "Internal failure", body = NullEnvelope),
         (status = 502, description = "WHATSAPP_ERROR", body = NullEnvelope),
         (status = 503, description = "KEYRING_UNAVAILABLE", body = NullEnvelope),
@@ -401,11 +452,21 @@ pub async fn login_code(
     Extension(user): Extension<ApiUser>,
     path: Result<Path<String>, PathRejection>,
     params: Result<Query<PhoneQuery>, QueryRejection>,
+    body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Envelope<CodeLogin>> {
     let id = device_id(path)?;
-    let phone = query(params)?.phone.unwrap_or_default();
+    // The device first: an unknown one is 404 whatever the phone says.
+    state.service.get(&id)?;
+    let phone = match query(params)?.phone.filter(|p| !p.is_empty()) {
+        Some(phone) => phone,
+        None => phone_from_body(&body_bytes(body, state.body_limit)?)?,
+    };
     let service = state.service.clone();
-    let code = detached(async move { service.login_code(&id, &phone, actor(&user)).await }).await?;
+    let login_id = id.clone();
+    let code =
+        detached_service(async move { service.login_code(&login_id, &phone, actor(&user)).await })
+            .await?
+            .map_err(|err| login_error(&state, &id, err))?;
     Ok(Envelope::success(
         "Login with code started",
         CodeLogin {
@@ -414,6 +475,17 @@ pub async fn login_code(
             expires_at: rfc3339(code.expires_at),
         },
     ))
+}
+
+/// `phone` of an optional JSON body; an empty body has none (the core then
+/// refuses the empty phone).
+fn phone_from_body(body: &[u8]) -> ApiResult<String> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(String::new());
+    }
+    let body = serde_json::from_slice::<Option<PhoneBody>>(body)
+        .map_err(|_| ApiError::bad_request("invalid JSON body: expected {\"phone\": \"…\"}"))?;
+    Ok(body.and_then(|b| b.phone).unwrap_or_default())
 }
 
 /// Logs a device out: unlinks it at WhatsApp (bounded wait), deletes its
@@ -450,11 +522,13 @@ pub async fn logout(
         .into_response())
 }
 
-/// Drops and re-opens the connection of a linked device.
+/// Drops and re-opens the connection of a linked device. Like
+/// go-whatsapp-web-multidevice, the answer has no payload
+/// (`"results": null`); `GET /devices/{device_id}` shows the state.
 #[utoipa::path(post, path = "/devices/{device_id}/reconnect", tag = "devices",
     security(("basic_auth" = [])), params(DevicePath),
     responses(
-        (status = 200, description = "Reconnecting; the device as it is now", body = Envelope<ApiDevice>),
+        (status = 200, description = "Reconnecting", body = NullEnvelope),
         (status = 400, description = "INVALID_ID", body = NullEnvelope),
         (status = 401, description = "Missing or wrong credentials", body = NullEnvelope),
         (status = 404, description = "NOT_FOUND", body = NullEnvelope),
@@ -467,11 +541,11 @@ pub async fn reconnect(
     State(state): State<AppState>,
     Extension(user): Extension<ApiUser>,
     path: Result<Path<String>, PathRejection>,
-) -> ApiResult<Envelope<ApiDevice>> {
+) -> ApiResult<NullEnvelope> {
     let id = device_id(path)?;
     let service = state.service.clone();
-    let device = detached(async move { service.reconnect(&id, actor(&user)).await }).await?;
-    Ok(Envelope::success("Reconnect requested", device.into()))
+    detached(async move { service.reconnect(&id, actor(&user)).await }).await?;
+    Ok(null_success("Reconnect requested"))
 }
 
 /// Connection status of a device.

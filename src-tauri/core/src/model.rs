@@ -480,12 +480,17 @@ pub struct PendingRevocation {
     pub last_error: Option<String>,
 }
 
-/// A QR code to show: the SVG and when it stops being valid.
+/// A QR code to show: the SVG, the PNG and when they stop being valid.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 pub struct QrCode {
     #[ts(type = "string")]
     pub device_id: DeviceId,
     pub svg: String,
+    /// For the REST API's PNG route; the window shows the SVG, so events
+    /// do not carry it.
+    #[serde(skip)]
+    #[ts(skip)]
+    pub png: Vec<u8>,
     pub expires_at: DateTime<Utc>,
 }
 

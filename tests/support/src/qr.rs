@@ -1,5 +1,6 @@
-//! Reads a QR code back out of the SVG the service renders, the way a phone
-//! camera would read the screen: the simulated phone scans what the admin sees.
+//! Reads a QR code back out of the SVG or PNG the service renders, the way a
+//! phone camera would read the screen: the simulated phone scans what the
+//! admin sees.
 
 /// The payload of the QR code drawn in `svg` (as rendered by the `qrcode`
 /// crate: one path of `M{x} {y}h{w}v{h}H{x}V{y}` rectangles).
@@ -26,10 +27,29 @@ pub fn qr_payload(svg: &str) -> String {
             }
         }
     }
+    decode_greyscale(width, height, &pixels)
+}
+
+/// The payload of the QR code in an 8-bit greyscale `png`.
+pub fn png_qr_payload(png: &[u8]) -> String {
+    let decoder = png::Decoder::new(std::io::Cursor::new(png));
+    let mut reader = decoder.read_info().unwrap();
+    let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
+    let frame = reader.next_frame(&mut pixels).unwrap();
+    assert_eq!(frame.color_type, png::ColorType::Grayscale);
+    assert_eq!(frame.bit_depth, png::BitDepth::Eight);
+    decode_greyscale(
+        frame.width as usize,
+        frame.height as usize,
+        &pixels[..frame.buffer_size()],
+    )
+}
+
+fn decode_greyscale(width: usize, height: usize, pixels: &[u8]) -> String {
     let mut image =
         rqrr::PreparedImage::prepare_from_greyscale(width, height, |x, y| pixels[y * width + x]);
     let grids = image.detect_grids();
-    assert_eq!(grids.len(), 1, "exactly one QR code in the SVG");
+    assert_eq!(grids.len(), 1, "exactly one QR code in the image");
     let (_, content) = grids[0].decode().unwrap();
     content
 }

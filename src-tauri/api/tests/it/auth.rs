@@ -26,12 +26,19 @@ async fn health_is_open_and_everything_else_needs_credentials() {
         (Method::DELETE, "/devices/d1"),
         (Method::GET, "/devices/d1/login"),
         (Method::GET, "/devices/d1/login/qr.svg"),
+        (Method::GET, "/devices/d1/login/qr.png"),
         (Method::POST, "/devices/d1/login/code?phone=15551234567"),
         (Method::POST, "/devices/d1/logout"),
         (Method::POST, "/devices/d1/reconnect"),
         (Method::GET, "/devices/d1/status"),
         (Method::GET, "/devices/d1/history"),
         (Method::GET, "/openapi.json"),
+        (Method::GET, "/app/login"),
+        (Method::GET, "/app/login-with-code?phone=15551234567"),
+        (Method::GET, "/app/logout"),
+        (Method::GET, "/app/reconnect"),
+        (Method::GET, "/app/devices"),
+        (Method::GET, "/app/status"),
     ] {
         let missing = rig
             .send(rig.client.request(method.clone(), rig.url(path)))
@@ -129,6 +136,13 @@ async fn the_server_refuses_to_start_without_credentials_or_on_a_remote_address(
     assert!(matches!(err, StartError::RemoteNotAllowed(_)), "{err}");
     assert!(err.to_string().contains("--allow-remote"));
     config.allow_remote = true;
+    config.public_url = Some("wa.example.org/admin".to_owned());
+    let err = ApiServer::start(service.clone(), config.clone())
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(err, StartError::InvalidPublicUrl(_)), "{err}");
+    config.public_url = None;
     let api = ApiServer::start(service, config).await.unwrap();
     assert!(api.local_addr().ip().is_unspecified());
     api.shutdown().await;

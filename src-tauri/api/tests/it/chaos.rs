@@ -16,7 +16,7 @@ use wa_device_core::{DeviceId, HistoryAction, Outcome};
 
 use crate::support::Rig;
 use wa_sim::{LogoutReply, SimEvent};
-use wa_test_support::qr::qr_payload;
+use wa_test_support::qr::png_qr_payload;
 
 const IDS: usize = 6;
 const CLIENTS: usize = 32;
@@ -70,18 +70,11 @@ async fn one_client(rig: Arc<Rig>, tally: Arc<Mutex<Tally>>, seed: u64) {
                         .as_str()
                         .unwrap_or_default()
                         .to_owned();
-                    let svg = rig
-                        .send(
-                            rig.client
-                                .get(&link)
-                                .basic_auth(crate::support::USER, Some(crate::support::PASSWORD)),
-                        )
-                        .await;
-                    if svg.status == 200 {
+                    if let Some(png) = rig.qr_png(&link).await {
                         let _ = rig
                             .sim
                             .phone(&phone_of(&id))
-                            .scan(&qr_payload(&svg.text))
+                            .scan(&png_qr_payload(&png))
                             .await;
                     }
                 }

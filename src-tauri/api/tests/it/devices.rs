@@ -153,6 +153,7 @@ async fn unknown_devices_routes_and_methods() {
         (Method::DELETE, "/devices/ghost"),
         (Method::GET, "/devices/ghost/login"),
         (Method::GET, "/devices/ghost/login/qr.svg"),
+        (Method::GET, "/devices/ghost/login/qr.png"),
         (Method::POST, "/devices/ghost/login/code?phone=15551234567"),
         (Method::POST, "/devices/ghost/logout"),
         (Method::POST, "/devices/ghost/reconnect"),
@@ -192,6 +193,12 @@ async fn the_served_openapi_document_is_the_generated_one() {
         "/devices/{device_id}/reconnect",
         "/devices/{device_id}/status",
         "/devices/{device_id}/history",
+        "/app/login",
+        "/app/login-with-code",
+        "/app/logout",
+        "/app/reconnect",
+        "/app/devices",
+        "/app/status",
     ] {
         assert!(json["paths"][path].is_object(), "{path} documented");
     }

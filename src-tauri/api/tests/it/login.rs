@@ -5,7 +5,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use crate::support::{PASSWORD, Rig, USER};
-use wa_test_support::qr::qr_payload;
+use wa_test_support::qr::{png_qr_payload, qr_payload};
 use wa_test_support::rig::{PHONE, WAIT};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -21,7 +21,7 @@ async fn qr_login_then_logout_answers_exactly_and_blanks_the_device() {
     let link = results["qr_link"].as_str().unwrap();
     assert_eq!(
         link,
-        format!("{}/devices/my-device-id/login/qr.svg", rig.base)
+        format!("{}/devices/my-device-id/login/qr.png", rig.base)
     );
     let data_url = results["qr_data_url"].as_str().unwrap();
     let svg_b64 = data_url.strip_prefix("data:image/svg+xml;base64,").unwrap();
@@ -39,19 +39,23 @@ async fn qr_login_then_logout_answers_exactly_and_blanks_the_device() {
         json!({"device_id": "my-device-id", "is_connected": true, "is_logged_in": false,
                "state": "connected", "detailed_state": "pairing"})
     );
-    // A second login while one is pending is refused.
-    rig.call(Method::GET, "/devices/my-device-id/login")
-        .await
-        .expect(409, "BUSY");
+    // A second login while one is pending is refused (no `detail_code`:
+    // the code is this API's own).
+    let pending = rig.call(Method::GET, "/devices/my-device-id/login").await;
+    let pending = pending.expect(409, "BUSY");
+    assert!(pending.get("detail_code").is_none(), "{pending}");
 
-    // The phone scans the image the link serves (the current code).
+    // The phone scans the image the link serves (the current code): the PNG
+    // holds the same code as the SVG beside it and the data URL.
+    let png = rig.qr_png(link).await.unwrap();
+    let payload = png_qr_payload(&png);
     let svg = rig
-        .send(rig.client.get(link).basic_auth(USER, Some(PASSWORD)))
+        .call(Method::GET, "/devices/my-device-id/login/qr.svg")
         .await;
     assert_eq!(svg.status, StatusCode::OK);
     assert_eq!(svg.headers["content-type"], "image/svg+xml");
     assert_eq!(svg.headers["cache-control"], "no-store");
-    let payload = qr_payload(&svg.text);
+    assert_eq!(payload, qr_payload(&svg.text), "same code in PNG and SVG");
     assert_eq!(
         payload,
         qr_payload(&from_data_url),
@@ -74,21 +78,40 @@ async fn qr_login_then_logout_answers_exactly_and_blanks_the_device() {
         json!({"device_id": "my-device-id", "is_connected": true, "is_logged_in": true,
                "state": "logged_in", "detailed_state": "logged_in"})
     );
-    // The QR image is gone once the login ended.
+    // The QR images are gone once the login ended.
     rig.call(Method::GET, "/devices/my-device-id/login/qr.svg")
         .await
         .expect(404, "NOT_FOUND");
-    // Linked devices are not linked again.
-    rig.call(Method::GET, "/devices/my-device-id/login")
+    rig.call(Method::GET, "/devices/my-device-id/login/qr.png")
         .await
-        .expect(409, "BUSY");
+        .expect(404, "NOT_FOUND");
+    // Linked devices are not linked again, in go-whatsapp-web-multidevice's
+    // words; the core's code stays in `detail_code`.
+    let again = rig.call(Method::GET, "/devices/my-device-id/login").await;
+    let again = again.expect(400, "ALREADY_LOGGED_IN");
+    assert_eq!(again["detail_code"], "BUSY");
+    assert_eq!(again["results"], serde_json::Value::Null);
+    let again = rig
+        .call(
+            Method::POST,
+            "/devices/my-device-id/login/code?phone=15551234567",
+        )
+        .await;
+    assert_eq!(
+        again.expect(400, "ALREADY_LOGGED_IN")["detail_code"],
+        "BUSY"
+    );
 
-    // Reconnect of a linked device.
+    // Reconnect of a linked device: go-whatsapp-web-multidevice's generic
+    // answer, without a payload.
     let reconnect = rig
         .call(Method::POST, "/devices/my-device-id/reconnect")
         .await;
-    let reconnecting = reconnect.expect(200, "SUCCESS")["results"].clone();
-    assert_eq!(reconnecting["id"], "my-device-id");
+    assert_eq!(reconnect.status, StatusCode::OK);
+    assert_eq!(
+        reconnect.json(),
+        json!({"code": "SUCCESS", "message": "Reconnect requested", "results": null})
+    );
     rig.wait_for("my-device-id", |d| d["state"] == "logged_in")
         .await;
 
@@ -158,16 +181,44 @@ async fn qr_login_then_logout_answers_exactly_and_blanks_the_device() {
 async fn pairing_code_login() {
     let rig = Rig::new().await;
     rig.create("coded").await;
-    rig.call(Method::POST, "/devices/coded/login/code")
-        .await
-        .expect(400, "INVALID_PHONE");
-    rig.call(Method::POST, "/devices/coded/login/code?phone=0123")
-        .await
-        .expect(400, "INVALID_PHONE");
+    // A missing or bad phone is go-whatsapp-web-multidevice's
+    // VALIDATION_ERROR, with this API's finer code beside it.
+    for path in [
+        "/devices/coded/login/code",
+        "/devices/coded/login/code?phone=",
+        "/devices/coded/login/code?phone=0123",
+    ] {
+        let refused = rig.call(Method::POST, path).await;
+        let refused = refused.expect(400, "VALIDATION_ERROR");
+        assert_eq!(refused["detail_code"], "INVALID_PHONE", "{path}");
+    }
+    let refused = rig
+        .send(
+            rig.request(Method::POST, "/devices/coded/login/code")
+                .json(&json!({"phone": "0123"})),
+        )
+        .await;
+    assert_eq!(
+        refused.expect(400, "VALIDATION_ERROR")["detail_code"],
+        "INVALID_PHONE"
+    );
+    let refused = rig
+        .send(
+            rig.request(Method::POST, "/devices/coded/login/code")
+                .header("content-type", "application/json")
+                .body("{\"phone\":"),
+        )
+        .await;
+    refused.expect(400, "BAD_REQUEST");
+    // The query wins over the body: a good query phone with a bad body
+    // phone starts the login.
     let answer = rig
-        .call(
-            Method::POST,
-            "/devices/coded/login/code?phone=%2B1%20555%20123%204567",
+        .send(
+            rig.request(
+                Method::POST,
+                "/devices/coded/login/code?phone=%2B1%20555%20123%204567",
+            )
+            .json(&json!({"phone": "0123"})),
         )
         .await;
     let results = answer.expect(200, "SUCCESS")["results"].clone();
@@ -189,4 +240,83 @@ async fn pairing_code_login() {
         .await
         .unwrap();
     assert_eq!(device["phone_number"], PHONE);
+}
+
+/// go-whatsapp-web-multidevice's clients send the phone as a JSON body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pairing_code_phone_from_a_json_body() {
+    let rig = Rig::new().await;
+    rig.create("bodied").await;
+    let answer = rig
+        .send(
+            rig.request(Method::POST, "/devices/bodied/login/code")
+                .json(&json!({"phone": "15551234567"})),
+        )
+        .await;
+    let results = answer.expect(200, "SUCCESS")["results"].clone();
+    assert_eq!(results["device_id"], "bodied");
+    let code = results["pair_code"].as_str().unwrap();
+    rig.sim.phone(PHONE).enter_code(code).await.unwrap();
+    tokio::time::timeout(WAIT, rig.wait_for("bodied", |d| d["state"] == "logged_in"))
+        .await
+        .unwrap();
+}
+
+/// An unknown device is 404 whatever the phone, and a bad id 400 INVALID_ID.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pairing_code_for_an_unknown_device_is_404_before_the_phone() {
+    let rig = Rig::new().await;
+    for path in [
+        "/devices/ghost/login/code",
+        "/devices/ghost/login/code?phone=0123",
+        "/devices/ghost/login/code?phone=15551234567",
+    ] {
+        rig.call(Method::POST, path).await.expect(404, "NOT_FOUND");
+    }
+    let answer = rig
+        .send(
+            rig.request(Method::POST, "/devices/ghost/login/code")
+                .body("not json"),
+        )
+        .await;
+    answer.expect(404, "NOT_FOUND");
+    rig.call(Method::POST, "/devices/bad%20id/login/code")
+        .await
+        .expect(400, "INVALID_ID");
+}
+
+/// `qr_link` comes from the listen address, never from the request's Host.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qr_link_ignores_a_forged_host_header() {
+    use base64::Engine;
+    let rig = Rig::new().await;
+    rig.create("hosted").await;
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
+    let answer = crate::support::raw_http(
+        rig.api.as_ref().unwrap().local_addr(),
+        &format!(
+            "GET /devices/hosted/login HTTP/1.1\r\nHost: evil.example:6666\r\n\
+             Authorization: Basic {auth}\r\nConnection: close\r\n\r\n"
+        ),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(!answer.contains("evil.example"), "{answer}");
+    let expected = format!("\"qr_link\":\"{}/devices/hosted/login/qr.png\"", rig.base);
+    assert!(answer.contains(&expected), "{answer}");
+}
+
+/// With a public URL configured, links start with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qr_link_uses_the_configured_public_url() {
+    let rig = Rig::with(wa_sim::SimConfig::default(), |config| {
+        config.public_url = Some("https://wa.example.org/admin/".to_owned());
+    })
+    .await;
+    rig.create("proxied").await;
+    let login = rig.call(Method::GET, "/devices/proxied/login").await;
+    assert_eq!(
+        login.expect(200, "SUCCESS")["results"]["qr_link"],
+        "https://wa.example.org/admin/devices/proxied/login/qr.png"
+    );
 }

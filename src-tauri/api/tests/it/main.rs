@@ -7,9 +7,11 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod app_routes;
 mod auth;
 mod chaos;
 mod concurrency;
+mod connections;
 mod devices;
 mod limits;
 mod login;

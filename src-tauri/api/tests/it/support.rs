@@ -9,7 +9,7 @@ use serde_json::Value;
 use wa_device_api::{ApiConfig, ApiServer, RunningApi, parse_credentials};
 use wa_device_core::{DeviceService, SecretStore};
 use wa_sim::{SimConfig, Simulator};
-use wa_test_support::qr::qr_payload;
+use wa_test_support::qr::png_qr_payload;
 use wa_test_support::rig::WAIT;
 
 pub const USER: &str = "alice";
@@ -141,6 +141,24 @@ impl Rig {
         }
     }
 
+    /// The PNG a `qr_link` serves, as `alice`; `None` when the answer is not
+    /// 200 (the login ended).
+    pub async fn qr_png(&self, link: &str) -> Option<Vec<u8>> {
+        let response = self
+            .client
+            .get(link)
+            .basic_auth(USER, Some(PASSWORD))
+            .send()
+            .await
+            .unwrap();
+        if response.status() != StatusCode::OK {
+            return None;
+        }
+        assert_eq!(response.headers()["content-type"], "image/png");
+        assert_eq!(response.headers()["cache-control"], "no-store");
+        Some(response.bytes().await.unwrap().to_vec())
+    }
+
     /// Creates `id` and links it by QR through the API and `phone`.
     pub async fn linked(&self, id: &str, phone: &str) -> Value {
         self.create(id).await;
@@ -148,17 +166,13 @@ impl Rig {
             .call(Method::GET, &format!("/devices/{id}/login"))
             .await;
         let login = login.expect(200, "SUCCESS")["results"].clone();
-        let svg = self
-            .send(
-                self.client
-                    .get(login["qr_link"].as_str().unwrap())
-                    .basic_auth(USER, Some(PASSWORD)),
-            )
-            .await;
-        assert_eq!(svg.status, StatusCode::OK, "{}", svg.text);
+        let png = self
+            .qr_png(login["qr_link"].as_str().unwrap())
+            .await
+            .unwrap();
         self.sim
             .phone(phone)
-            .scan(&qr_payload(&svg.text))
+            .scan(&png_qr_payload(&png))
             .await
             .unwrap();
         self.wait_for(id, |d| d["state"] == "logged_in").await

@@ -200,16 +200,6 @@ impl DeviceService {
     }
 }
 
-/// Renders a QR payload as an SVG image.
-pub(super) fn qr_svg(payload: &str) -> Result<String> {
-    let code = qrcode::QrCode::new(payload.as_bytes())
-        .map_err(|e| ServiceError::internal(format!("cannot render the QR code: {e}")))?;
-    Ok(code
-        .render::<qrcode::render::svg::Color<'_>>()
-        .min_dimensions(256, 256)
-        .build())
-}
-
 /// `ABCD1234` -> `ABCD-1234`.
 pub(super) fn format_pairing_code(code: &str) -> String {
     let code: String = code.chars().filter(|c| *c != '-').collect();
@@ -356,11 +346,5 @@ mod tests {
     fn pairing_codes_are_shown_in_two_groups() {
         assert_eq!(format_pairing_code("ABCD1234"), "ABCD-1234");
         assert_eq!(format_pairing_code("ABCD-1234"), "ABCD-1234");
-    }
-
-    #[test]
-    fn qr_codes_render_as_svg() {
-        let svg = qr_svg("ref,noise,identity,adv,1").expect("renders");
-        assert!(svg.contains("<svg"), "{svg}");
     }
 }

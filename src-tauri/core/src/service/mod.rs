@@ -36,6 +36,7 @@ mod device_lock;
 mod keyring_scope;
 mod login;
 mod logout;
+mod qr_images;
 mod reaction_effects;
 mod reactions;
 mod reconcile;

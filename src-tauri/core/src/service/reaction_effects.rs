@@ -4,7 +4,7 @@
 
 use super::ServiceCore;
 use super::device_lock::DeviceRuntime;
-use super::login::qr_svg;
+use super::qr_images::render_qr;
 use super::reactions::{
     HistoryRecord, PairingEnd, Reaction, account_identity, react, react_to_session_end,
 };
@@ -64,9 +64,11 @@ impl ServiceCore {
                 payload,
                 expires_at,
             } => {
+                let images = render_qr(&payload.0)?;
                 let code = QrCode {
                     device_id: id,
-                    svg: qr_svg(&payload.0)?,
+                    svg: images.svg,
+                    png: images.png,
                     expires_at,
                 };
                 if let Some(tx) = rt.first_qr.take() {
