@@ -69,9 +69,15 @@ pub struct ApiConfig {
     /// to half the process's open-file limit when that is smaller. When all
     /// are taken, the oldest one without a request in flight is closed.
     pub max_connections: usize,
-    /// A connection that has not sent a whole request head within this long
-    /// is closed; so is a keep-alive connection idle this long.
+    /// A request head must be complete this long after its first byte, and
+    /// a new connection must have sent its first request head this long
+    /// after it opened; otherwise the connection is closed.
     pub header_read_timeout: Duration,
+    /// A keep-alive connection waiting this long for its next request is
+    /// closed. Longer than the pool idle time of common clients (90 s), so
+    /// they retire a connection before the server does and never send a
+    /// request on one the server is closing.
+    pub idle_timeout: Duration,
     /// The URL clients reach the server at (`http(s)://host[:port][/prefix]`),
     /// for the links in answers (`qr_link`). Unset: `http://` and the listen
     /// address. A request's `Host` header is never used.
@@ -91,6 +97,7 @@ impl ApiConfig {
             concurrency_limit: 64,
             max_connections: 512,
             header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(120),
             public_url: None,
         }
     }
@@ -172,6 +179,7 @@ impl ApiServer {
         let limits = connections::ConnectionLimits {
             cap: connections::effective_cap(config.max_connections),
             header_read_timeout: config.header_read_timeout,
+            idle_timeout: config.idle_timeout,
         };
         let server = tokio::spawn(connections::serve(listener, app, limits, stopped));
         Ok(RunningApi {

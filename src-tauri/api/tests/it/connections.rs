@@ -1,6 +1,7 @@
 //! The connection layer under slow and idle clients: the header-read
-//! timeout, the idle keep-alive bound, and the connection cap with `/health`
-//! answering while a flood of slow connections is held.
+//! timeout (from a head's first byte), the idle keep-alive bound (apart from
+//! it, so a quiet keep-alive client is not cut), and the connection cap with
+//! `/health` answering while a flood of slow connections is held.
 
 use std::time::{Duration, Instant};
 
@@ -86,23 +87,54 @@ async fn a_header_trickled_line_by_line_is_cut_at_the_header_read_timeout() {
     );
 }
 
+/// Sends `GET /health` on `stream` and reads one whole answer (keep-alive).
+async fn health_on(stream: &mut TcpStream) -> bool {
+    const REQUEST: &[u8] = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+    if stream.write_all(REQUEST).await.is_err() {
+        return false;
+    }
+    let mut buf = vec![0_u8; 4096];
+    let mut got = Vec::new();
+    // The health answer is small and has a Content-Length; read until its
+    // body is in.
+    while !answer_complete(&got) {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    got.starts_with(b"HTTP/1.1 200")
+}
+
+fn answer_complete(got: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(got);
+    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+        return false;
+    };
+    let length = head
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse::<usize>().ok())
+                .flatten()
+        })
+        .unwrap_or(0);
+    body.len() >= length
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_idle_keep_alive_connection_is_closed() {
+async fn an_idle_keep_alive_connection_is_closed_at_the_idle_bound() {
     let rig = Rig::with(SimConfig::default(), |config| {
-        config.header_read_timeout = Duration::from_secs(2);
+        config.idle_timeout = Duration::from_secs(2);
     })
     .await;
     let addr = rig.api.as_ref().unwrap().local_addr();
     let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream
-        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let mut buf = vec![0_u8; 4096];
-    let n = stream.read(&mut buf).await.unwrap();
-    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    assert!(health_on(&mut stream).await);
     // Kept alive after the answer, then closed once idle too long.
     let idle = Instant::now();
+    let mut buf = vec![0_u8; 64];
     let end = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf))
         .await
         .expect("the idle connection is closed");
@@ -111,6 +143,47 @@ async fn an_idle_keep_alive_connection_is_closed() {
     assert!(
         idle >= Duration::from_millis(1500) && idle < Duration::from_secs(5),
         "closed after {idle:?} idle"
+    );
+}
+
+/// The header bound runs from a head's first byte: a keep-alive client that
+/// waits longer than it between two requests is still served (closing it
+/// there would race the client's next request and show it a reset).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keep_alive_connection_quiet_past_the_header_bound_takes_its_next_request() {
+    let rig = Rig::with(SimConfig::default(), |config| {
+        config.header_read_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let addr = rig.api.as_ref().unwrap().local_addr();
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    assert!(health_on(&mut stream).await);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        health_on(&mut stream).await,
+        "the connection was closed between requests"
+    );
+}
+
+/// A connection that never sends a request has only the header bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_new_connection_is_closed_at_the_header_bound() {
+    let rig = Rig::with(SimConfig::default(), |config| {
+        config.header_read_timeout = Duration::from_secs(2);
+    })
+    .await;
+    let addr = rig.api.as_ref().unwrap().local_addr();
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let opened = Instant::now();
+    let mut buf = vec![0_u8; 64];
+    let end = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf))
+        .await
+        .expect("the silent connection is closed");
+    assert!(matches!(end, Ok(0) | Err(_)), "{end:?}");
+    let after = opened.elapsed();
+    assert!(
+        after >= Duration::from_millis(1500) && after < Duration::from_secs(5),
+        "closed after {after:?}"
     );
 }
 
