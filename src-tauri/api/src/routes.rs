@@ -317,7 +317,10 @@ pub async fn delete_device(
         .into_response())
 }
 
-/// Starts a QR login. `results.qr_link` serves the current QR code as PNG,
+/// Starts a QR login; called while a login is pending, it ends that one and
+/// starts a fresh QR login (scripts call it again for the next code, as
+/// with go-whatsapp-web-multidevice). `results.qr_link` serves the current
+/// QR code as PNG,
 /// `results.qr_data_url` holds it as SVG (codes rotate until the phone scans
 /// one or they run out; `/login/qr.svg` serves the current one as SVG).
 #[utoipa::path(get, path = "/devices/{device_id}/login", tag = "login",
@@ -327,7 +330,6 @@ pub async fn delete_device(
         (status = 400, description = "INVALID_ID; ALREADY_LOGGED_IN (`detail_code` BUSY): the device is linked", body = NullEnvelope),
         (status = 401, description = "Missing or wrong credentials", body = NullEnvelope),
         (status = 404, description = "NOT_FOUND", body = NullEnvelope),
-        (status = 409, description = "BUSY: a login is pending", body = NullEnvelope),
         (status = 500, description = "Internal failure", body = NullEnvelope),
         (status = 502, description = "WHATSAPP_ERROR", body = NullEnvelope),
         (status = 503, description = "KEYRING_UNAVAILABLE", body = NullEnvelope),
@@ -340,9 +342,10 @@ pub async fn login_qr(
     let id = device_id(path)?;
     let service = state.service.clone();
     let login_id = id.clone();
-    let qr = detached_service(async move { service.login_qr(&login_id, actor(&user)).await })
-        .await?
-        .map_err(|err| login_error(&state, &id, err))?;
+    let qr =
+        detached_service(async move { service.login_qr_or_restart(&login_id, actor(&user)).await })
+            .await?
+            .map_err(|err| login_error(&state, &id, err))?;
     state.remember_qr(qr.clone());
     let remaining = (qr.expires_at - chrono::Utc::now())
         .num_milliseconds()
@@ -432,7 +435,10 @@ pub struct PhoneQuery {
 
 /// Starts a login by pairing code; type `results.pair_code` on the phone.
 /// The phone comes from `?phone=` or, when that is absent, from the JSON body
-/// `{"phone": "…"}`. An unknown device is 404 whatever the phone.
+/// `{"phone": "…"}`. An unknown device is 404 whatever the phone. During a
+/// pending QR login the code is asked for on that login's open connection
+/// (as go-whatsapp-web-multidevice does); a pending code login is ended and
+/// a fresh one started.
 #[utoipa::path(post, path = "/devices/{device_id}/login/code", tag = "login",
     security(("basic_auth" = [])), params(DevicePath, PhoneQuery),
     request_body(content = Option<PhoneBody>, content_type = "application/json"),
@@ -441,7 +447,6 @@ pub struct PhoneQuery {
         (status = 400, description = "INVALID_ID; VALIDATION_ERROR (`detail_code` INVALID_PHONE): a missing or bad phone; ALREADY_LOGGED_IN (`detail_code` BUSY): the device is linked; BAD_REQUEST: a body that is not JSON", body = NullEnvelope),
         (status = 401, description = "Missing or wrong credentials", body = NullEnvelope),
         (status = 404, description = "NOT_FOUND", body = NullEnvelope),
-        (status = 409, description = "BUSY: a login is pending", body = NullEnvelope),
         (status = 413, description = "Body over the size limit", body = NullEnvelope),
         (status = 500, description = "Internal failure", body = NullEnvelope),
         (status = 502, description = "WHATSAPP_ERROR", body = NullEnvelope),
@@ -463,10 +468,13 @@ pub async fn login_code(
     };
     let service = state.service.clone();
     let login_id = id.clone();
-    let code =
-        detached_service(async move { service.login_code(&login_id, &phone, actor(&user)).await })
-            .await?
-            .map_err(|err| login_error(&state, &id, err))?;
+    let code = detached_service(async move {
+        service
+            .login_code_on_pending(&login_id, &phone, actor(&user))
+            .await
+    })
+    .await?
+    .map_err(|err| login_error(&state, &id, err))?;
     Ok(Envelope::success(
         "Login with code started",
         CodeLogin {

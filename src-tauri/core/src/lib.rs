@@ -32,8 +32,8 @@ pub use model::{
 };
 pub use secrets::{KeyringSecretStore, MemorySecretStore, SecretStore};
 pub use service::{
-    DeviceService, LoginStep, LoginStepObserver, RetryPolicy, RevocationTry, ServiceConfig,
-    WipeStep, WipeStepObserver,
+    DeviceService, LoginStep, LoginStepObserver, OnPendingLogin, RetryPolicy, RevocationTry,
+    ServiceConfig, WipeStep, WipeStepObserver,
 };
 pub use session::ServerEndpoint;
 

@@ -5,6 +5,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use crate::support::{PASSWORD, Rig, USER};
+use wa_sim::SimEvent;
 use wa_test_support::qr::{png_qr_payload, qr_payload};
 use wa_test_support::rig::{PHONE, WAIT};
 
@@ -39,11 +40,26 @@ async fn qr_login_then_logout_answers_exactly_and_blanks_the_device() {
         json!({"device_id": "my-device-id", "is_connected": true, "is_logged_in": false,
                "state": "connected", "detailed_state": "pairing"})
     );
-    // A second login while one is pending is refused (no `detail_code`:
-    // the code is this API's own).
-    let pending = rig.call(Method::GET, "/devices/my-device-id/login").await;
-    let pending = pending.expect(409, "BUSY");
-    assert!(pending.get("detail_code").is_none(), "{pending}");
+    // A second login while one is pending restarts the QR flow, as
+    // go-whatsapp-web-multidevice does: a fresh code from a fresh session,
+    // and the first one is no longer good.
+    let first_payload = qr_payload(&from_data_url);
+    let restarted = rig.call(Method::GET, "/devices/my-device-id/login").await;
+    let restarted = restarted.expect(200, "SUCCESS")["results"].clone();
+    assert_eq!(restarted["qr_link"], link);
+    let data_url = restarted["qr_data_url"].as_str().unwrap();
+    let svg_b64 = data_url.strip_prefix("data:image/svg+xml;base64,").unwrap();
+    let from_data_url = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(svg_b64)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_ne!(qr_payload(&from_data_url), first_payload, "a fresh QR code");
+    assert!(
+        rig.sim.phone(PHONE).scan(&first_payload).await.is_err(),
+        "the first login's code no longer links"
+    );
 
     // The phone scans the image the link serves (the current code): the PNG
     // holds the same code as the SVG beside it and the data URL.
@@ -165,6 +181,7 @@ async fn qr_login_then_logout_answers_exactly_and_blanks_the_device() {
         actions.starts_with(&[
             "create/api:alice".to_owned(),
             "login_qr/api:alice".to_owned(),
+            "cancel_login/api:alice".to_owned(),
             "login_qr/api:alice".to_owned(),
         ]),
         "{actions:?}"
@@ -231,11 +248,32 @@ async fn pairing_code_login() {
             .filter(|c| *c != '-')
             .all(|c| c.is_ascii_alphanumeric())
     );
-    rig.call(Method::POST, "/devices/coded/login/code?phone=15551234567")
-        .await
-        .expect(409, "BUSY");
+    // Asked again while the code is pending: a fresh code login on a fresh
+    // connection; the first one is closed.
+    let again = rig
+        .call(Method::POST, "/devices/coded/login/code?phone=15551234567")
+        .await;
+    let fresh = again.expect(200, "SUCCESS")["results"]["pair_code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let events = rig.sim.events();
+    let code_sessions: Vec<u64> = events
+        .iter()
+        .filter_map(|e| match e {
+            SimEvent::PairingCodeRequested { session, .. } => Some(*session),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(code_sessions.len(), 2, "{events:?}");
+    assert_ne!(code_sessions[0], code_sessions[1]);
+    assert!(
+        events.iter().any(|e| matches!(e,
+            SimEvent::SessionClosed { session, .. } if *session == code_sessions[0])),
+        "the first code login's connection is closed: {events:?}"
+    );
 
-    rig.sim.phone(PHONE).enter_code(code).await.unwrap();
+    rig.sim.phone(PHONE).enter_code(&fresh).await.unwrap();
     let device = tokio::time::timeout(WAIT, rig.wait_for("coded", |d| d["state"] == "logged_in"))
         .await
         .unwrap();
@@ -319,4 +357,58 @@ async fn qr_link_uses_the_configured_public_url() {
         login.expect(200, "SUCCESS")["results"]["qr_link"],
         "https://wa.example.org/admin/devices/proxied/login/qr.png"
     );
+}
+
+/// A pairing code asked for while a QR login is pending comes over that
+/// login's open connection: no new session, the device turns to a code
+/// login, and the code links.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_code_asked_for_during_a_qr_login_comes_on_its_connection() {
+    let rig = Rig::new().await;
+    rig.create("both").await;
+    rig.call(Method::GET, "/devices/both/login")
+        .await
+        .expect(200, "SUCCESS");
+    let answer = rig
+        .call(Method::POST, "/devices/both/login/code?phone=15551234567")
+        .await;
+    let code = answer.expect(200, "SUCCESS")["results"]["pair_code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let device = rig.call(Method::GET, "/devices/both").await;
+    let device = device.expect(200, "SUCCESS")["results"].clone();
+    assert_eq!(device["detailed_state"], "pairing");
+    assert_eq!(device["state_reason"], "code_login_requested");
+    rig.sim.phone(PHONE).enter_code(&code).await.unwrap();
+    rig.wait_for("both", |d| d["state"] == "logged_in").await;
+    let history = rig.call(Method::GET, "/devices/both/history").await;
+    let actions: Vec<String> = history.expect(200, "SUCCESS")["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        !actions.contains(&"cancel_login".to_owned()),
+        "the QR login was not ended: {actions:?}"
+    );
+    // One registration, and the code was asked for on its connection.
+    let events = rig.sim.events();
+    let registrations: Vec<u64> = events
+        .iter()
+        .filter_map(|e| match e {
+            SimEvent::RegistrationStarted { session, .. } => Some(*session),
+            _ => None,
+        })
+        .collect();
+    let code_sessions: Vec<u64> = events
+        .iter()
+        .filter_map(|e| match e {
+            SimEvent::PairingCodeRequested { session, .. } => Some(*session),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(registrations.len(), 1, "{events:?}");
+    assert_eq!(code_sessions, registrations, "{events:?}");
 }

@@ -25,6 +25,18 @@ pub enum LoginStep {
     SessionStarted,
 }
 
+/// What a login request does when a login of the device is pending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnPendingLogin {
+    /// Refused (`busy`): the admin cancels the pending login first. The
+    /// window's choice, where the pending login is on screen.
+    Refuse,
+    /// The pending login is ended (as by a cancel) and a fresh one starts.
+    /// go-whatsapp-web-multidevice's choice, whose scripts call the QR login
+    /// again to get the next code.
+    Restart,
+}
+
 /// Called after each early login step. For crash tests: a test child
 /// process blocks here so that its parent can kill it in between.
 pub type LoginStepObserver = Arc<dyn Fn(&DeviceId, LoginStep) + Send + Sync>;
@@ -36,9 +48,13 @@ impl DeviceService {
     pub async fn login_qr(&self, id: &str, actor: Actor) -> Result<QrCode> {
         let id = DeviceId::parse(id)?;
         let (tx, rx) = oneshot::channel();
-        self.start_pairing(&id, &actor, SessionPurpose::PairByQr, |rt| {
-            rt.first_qr = Some(tx)
-        })
+        self.start_pairing(
+            &id,
+            &actor,
+            SessionPurpose::PairByQr,
+            OnPendingLogin::Refuse,
+            |rt| rt.first_qr = Some(tx),
+        )
         .await?;
         let result = self.await_login(&id, rx, "QR code").await;
         self.inner
@@ -57,9 +73,13 @@ impl DeviceService {
         let id = DeviceId::parse(id)?;
         let phone = normalize_phone_number(phone_number)?;
         let (tx, rx) = oneshot::channel();
-        self.start_pairing(&id, &actor, SessionPurpose::PairByCode(phone), |rt| {
-            rt.pairing_code = Some(tx)
-        })
+        self.start_pairing(
+            &id,
+            &actor,
+            SessionPurpose::PairByCode(phone),
+            OnPendingLogin::Refuse,
+            |rt| rt.pairing_code = Some(tx),
+        )
         .await?;
         let result = self.await_login(&id, rx, "pairing code").await;
         self.inner.record_login(
@@ -108,6 +128,7 @@ impl DeviceService {
         id: &DeviceId,
         actor: &Actor,
         purpose: SessionPurpose,
+        pending: OnPendingLogin,
         arm: impl FnOnce(&mut DeviceRuntime),
     ) -> Result<()> {
         let action = match purpose {
@@ -116,6 +137,21 @@ impl DeviceService {
         };
         let mut rt = self.inner.lock(id).await;
         let mut device = self.inner.device(id)?;
+        if device.state == DeviceState::Pairing && pending == OnPendingLogin::Restart {
+            // Ended like a cancel, so a link that lands meanwhile is
+            // recorded and ended too (see `end_pairing`).
+            device = self
+                .inner
+                .end_pairing(&mut rt, device, StateReason::LoginCancelled)
+                .await?;
+            self.inner.record(
+                id,
+                HistoryAction::CancelLogin,
+                actor,
+                Outcome::Ok,
+                "pending login replaced by a new one".to_owned(),
+            );
+        }
         let refused = match device.state {
             DeviceState::Pairing => Some("a login is already pending; cancel it first"),
             _ if device.has_credentials => {
@@ -316,7 +352,7 @@ impl ServiceCore {
 
     /// Records a login once it answered: `ok` when its first code was
     /// shown, `cancelled` when another action ended it, `failed` otherwise.
-    fn record_login<T>(
+    pub(super) fn record_login<T>(
         &self,
         id: &DeviceId,
         action: HistoryAction,

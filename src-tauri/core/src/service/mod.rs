@@ -35,6 +35,7 @@ mod connection;
 mod device_lock;
 mod keyring_scope;
 mod login;
+mod login_takeover;
 mod logout;
 mod qr_images;
 mod reaction_effects;
@@ -44,7 +45,7 @@ mod restore;
 mod revocation;
 
 pub use config::{RetryPolicy, ServiceConfig};
-pub use login::{LoginStep, LoginStepObserver};
+pub use login::{LoginStep, LoginStepObserver, OnPendingLogin};
 pub use logout::{WipeStep, WipeStepObserver};
 pub use revocation::RevocationTry;
 

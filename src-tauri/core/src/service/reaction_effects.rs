@@ -9,7 +9,7 @@ use super::reactions::{
     HistoryRecord, PairingEnd, Reaction, account_identity, react, react_to_session_end,
 };
 use crate::app_db::{PendingWipe, now};
-use crate::error::{Result, ServiceError};
+use crate::error::{ErrorCode, Result, ServiceError};
 use crate::lifecycle::LinkedIdentity;
 use crate::model::{Device, DeviceId, PairingCode, QrCode, ServiceEvent};
 use std::sync::Arc;
@@ -97,6 +97,21 @@ impl ServiceCore {
             }
             Reaction::EndPairing(ending) => self.apply_pairing_end(rt, device, ending).await?,
             Reaction::Paired { identity, record } => {
+                // A code asked for on a QR login's connection can still be
+                // on its way when the phone scans the QR code (or the other
+                // way round): its waiter learns the device linked without it.
+                let linked_first = || {
+                    ServiceError::new(
+                        ErrorCode::LoginCancelled,
+                        "the phone linked the device by the other login method before this code arrived",
+                    )
+                };
+                if let Some(tx) = rt.pairing_code.take() {
+                    let _ = tx.send(Err(linked_first()));
+                }
+                if let Some(tx) = rt.first_qr.take() {
+                    let _ = tx.send(Err(linked_first()));
+                }
                 self.save_paired(&mut device, identity, record)?;
             }
             Reaction::LogIn { at } => {
