@@ -59,7 +59,7 @@ fn target_device(
     }
     let from_query = params
         .map(|Query(q)| q.device_id.unwrap_or_default().trim().to_owned())
-        .map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
+        .map_err(routes::query_error)?;
     if !from_query.is_empty() {
         return Ok(Path(from_query));
     }

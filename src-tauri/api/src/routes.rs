@@ -124,10 +124,12 @@ pub(crate) fn actor(user: &ApiUser) -> Actor {
 fn device_id(path: Result<Path<String>, PathRejection>) -> ApiResult<String> {
     match path {
         Ok(Path(id)) => Ok(id),
-        Err(rejection) => Err(ApiError::new(
+        // A `String` segment fails only when it does not decode; the
+        // rejection's own text would quote the raw bytes.
+        Err(_) => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "INVALID_ID",
-            format!("invalid device id: {}", rejection.body_text()),
+            "invalid device id: the path segment is not valid percent-encoded UTF-8",
         )),
     }
 }
@@ -137,18 +139,36 @@ fn body_bytes(body: Result<Bytes, BytesRejection>, limit: usize) -> ApiResult<By
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::payload_too_large(limit)
         } else {
-            ApiError::bad_request(format!(
-                "cannot read the request body: {}",
-                rejection.body_text()
-            ))
+            ApiError::bad_request("the request body could not be read")
         }
     })
 }
 
 fn query<T>(query: Result<Query<T>, QueryRejection>) -> ApiResult<T> {
-    query
-        .map(|Query(q)| q)
-        .map_err(|rejection| ApiError::bad_request(rejection.body_text()))
+    query.map(|Query(q)| q).map_err(query_error)
+}
+
+/// A query string that does not parse, in the parser's own words (the
+/// innermost error: it names the parameter and what it expected, and
+/// carries no position).
+pub(crate) fn query_error(rejection: QueryRejection) -> ApiError {
+    let mut innermost: &dyn std::error::Error = &rejection;
+    while let Some(source) = innermost.source() {
+        innermost = source;
+    }
+    ApiError::bad_request(format!("invalid query string: {innermost}"))
+}
+
+/// A JSON body that does not parse, in words: the parser's own message ends
+/// in a line and column, which mean nothing to a script's author.
+pub(crate) fn json_body_error(err: &serde_json::Error, expected: &str) -> ApiError {
+    use serde_json::error::Category;
+    let why = match err.classify() {
+        Category::Syntax | Category::Eof => "the body is not valid JSON",
+        Category::Data => "the JSON body does not have the expected fields and types",
+        Category::Io => "the request body could not be read",
+    };
+    ApiError::bad_request(format!("{why}; expected {expected}"))
 }
 
 fn unlink_headers(outcome: &LogoutOutcome) -> HeaderMap {
@@ -239,7 +259,9 @@ pub async fn create_device(
         CreateDevice::default()
     } else {
         serde_json::from_slice::<Option<CreateDevice>>(&body)
-            .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?
+            .map_err(|e| {
+                json_body_error(&e, r#"{"device_id": "…", "label": "…"} (both optional)"#)
+            })?
             .unwrap_or_default()
     };
     let service = state.service.clone();
@@ -492,7 +514,7 @@ fn phone_from_body(body: &[u8]) -> ApiResult<String> {
         return Ok(String::new());
     }
     let body = serde_json::from_slice::<Option<PhoneBody>>(body)
-        .map_err(|_| ApiError::bad_request("invalid JSON body: expected {\"phone\": \"…\"}"))?;
+        .map_err(|e| json_body_error(&e, r#"{"phone": "…"}"#))?;
     Ok(body.and_then(|b| b.phone).unwrap_or_default())
 }
 

@@ -178,3 +178,63 @@ async fn requests_beyond_the_timeout_get_504_and_the_server_stays_usable() {
         .await
         .expect(200, "SUCCESS");
 }
+
+/// Bad bodies and query strings are answered in words: no parser
+/// positions (`line 1 column 15`), nothing of the raw input beyond what the
+/// client sent as a parameter value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_bodies_and_queries_are_told_in_words_without_positions() {
+    let rig = Rig::new().await;
+    rig.create("worded").await;
+    let cases = [
+        (
+            Method::POST,
+            "/devices",
+            "{\"device_id\": ",
+            "the body is not valid JSON",
+        ),
+        (
+            Method::POST,
+            "/devices",
+            "{\"device_id\": 5}",
+            "the JSON body does not have the expected fields and types",
+        ),
+        (
+            Method::POST,
+            "/devices/worded/login/code",
+            "{\"phone\": \"49",
+            "the body is not valid JSON",
+        ),
+        (
+            Method::POST,
+            "/devices/worded/login/code",
+            "{\"phone\": 491512345678}",
+            "the JSON body does not have the expected fields and types",
+        ),
+    ];
+    for (method, path, body, words) in cases {
+        let answer = rig
+            .send(
+                rig.request(method, path)
+                    .header("content-type", "application/json")
+                    .body(body),
+            )
+            .await;
+        let answer = answer.expect(400, "BAD_REQUEST");
+        let message = answer["message"].as_str().unwrap();
+        assert!(message.starts_with(words), "{path} {body}: {message}");
+        assert!(message.contains("expected {"), "{message}");
+        assert!(!message.contains("line"), "{message}");
+        assert!(!message.contains("column"), "{message}");
+    }
+    let answer = rig
+        .call(Method::GET, "/devices/worded/history?format=xml")
+        .await;
+    let message = answer.expect(400, "BAD_REQUEST")["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(message.starts_with("invalid query string: "), "{message}");
+    assert!(message.contains("csv"), "names what it expected: {message}");
+    assert!(!message.contains("Failed to deserialize"), "{message}");
+}

@@ -209,11 +209,7 @@ fn platform_failure(err: ss::Error) -> ServiceError {
 
 fn secret_service_error(err: &ss::Error) -> ServiceError {
     match err {
-        ss::Error::Dbus(e) => ServiceError::keyring_unavailable(format!(
-            "D-Bus: {}: {}",
-            e.name().unwrap_or("unknown error"),
-            e.message().unwrap_or("")
-        )),
+        ss::Error::Dbus(e) => ServiceError::keyring_unavailable(dbus_words(e.name())),
         ss::Error::Unavailable => {
             ServiceError::keyring_unavailable("no D-Bus session or Secret Service provider found")
         }
@@ -231,10 +227,48 @@ fn secret_service_error(err: &ss::Error) -> ServiceError {
     }
 }
 
+/// A D-Bus failure in words, from the error's name alone: its message can
+/// hold socket paths and bus addresses, which are no business of an admin
+/// reading an error.
+fn dbus_words(name: Option<&str>) -> &'static str {
+    match name.and_then(|n| n.strip_prefix("org.freedesktop.DBus.Error.")) {
+        Some("ServiceUnknown" | "NameHasNoOwner") => "no Secret Service provider is running",
+        Some("NoServer" | "FileNotFound" | "Disconnected" | "BadAddress" | "Spawn.ChildExited") => {
+            "the D-Bus session bus cannot be reached"
+        }
+        Some("NoReply" | "Timeout" | "TimedOut") => "the Secret Service did not answer in time",
+        Some("AccessDenied" | "AuthFailed") => "D-Bus refused access to the Secret Service",
+        Some("UnknownMethod" | "UnknownObject" | "UnknownInterface" | "NotSupported") => {
+            "the Secret Service provider does not support what was asked"
+        }
+        _ => "the D-Bus call to the Secret Service failed",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::error::ErrorCode;
+
+    #[test]
+    fn dbus_failures_are_told_by_name_without_paths() {
+        let no_bus = dbus::Error::new_custom(
+            "org.freedesktop.DBus.Error.NoServer",
+            "Failed to connect to socket /run/user/0/bus: Connection refused",
+        );
+        let err = secret_service_error(&ss::Error::Dbus(no_bus));
+        assert_eq!(err.code, ErrorCode::KeyringUnavailable);
+        assert!(
+            err.message
+                .ends_with(": the D-Bus session bus cannot be reached"),
+            "{}",
+            err.message
+        );
+        assert!(!err.message.contains("/run"), "{}", err.message);
+        let odd = dbus::Error::new_custom("com.example.Odd", "/tmp/secret/path");
+        let err = secret_service_error(&ss::Error::Dbus(odd));
+        assert!(!err.message.contains('/'), "{}", err.message);
+    }
 
     #[test]
     fn a_locked_or_dismissed_keyring_says_it_is_locked() {
