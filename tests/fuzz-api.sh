@@ -54,7 +54,10 @@ curl -fsS -o /dev/null -u "$user:$password" -H 'Content-Type: application/json' 
     -d '{"device_id":"my-device-id"}' "$base/devices"
 
 status=0
+# /events is an endless stream (each case would wait for the request
+# timeout); the API's own tests read it (src-tauri/api/tests/it/events.rs).
 "$st" run docs/openapi.json --url "$base" --auth "$user:$password" \
+    --exclude-path /events \
     --checks not_a_server_error,content_type_conformance,response_schema_conformance \
     --request-timeout 90 --seed 1 --no-color "$@" || status=$?
 

@@ -190,6 +190,33 @@ impl ConnectionClock {
 /// is dropped unfinished).
 struct Answering(Arc<ConnectionClock>);
 
+/// An answer's body, holding the request as being handled until the body
+/// is done (sent in full, or dropped).
+struct Answered {
+    body: Body,
+    _answering: Answering,
+}
+
+impl http_body::Body for Answered {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
 impl Drop for Answering {
     fn drop(&mut self) {
         self.0.answered(Instant::now());
@@ -446,10 +473,18 @@ async fn serve_connection(connection: Connection) {
         let answering = Answering(service_clock.clone());
         request.extensions_mut().insert(activity.clone());
         let handled = app.clone().oneshot(request.map(Body::new));
+        // Handling lasts until the answer's body is sent in full: an
+        // endless body (the event stream) is never idle.
         async move {
             let answer = handled.await;
-            drop(answering);
-            answer
+            answer.map(|response| {
+                response.map(|body| {
+                    Body::new(Answered {
+                        body,
+                        _answering: answering,
+                    })
+                })
+            })
         }
     });
     let io = TokioIo::new(Watched {

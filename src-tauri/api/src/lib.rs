@@ -15,6 +15,7 @@
 pub mod app_routes;
 pub mod auth;
 pub mod connections;
+pub mod event_stream;
 pub mod model;
 pub mod openapi;
 pub mod response;
@@ -131,6 +132,7 @@ pub struct ApiServer;
 /// A running API server; [`RunningApi::shutdown`] stops it.
 pub struct RunningApi {
     local_addr: SocketAddr,
+    stopping: tokio::sync::watch::Sender<bool>,
     stop: Option<oneshot::Sender<()>>,
     server: JoinHandle<()>,
     events: JoinHandle<()>,
@@ -166,12 +168,14 @@ impl ApiServer {
             addr: config.listen,
             source,
         })?;
+        let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
         let state = AppState {
             qr_codes: Arc::new(Mutex::new(HashMap::new())),
             body_limit: config.body_limit,
             openapi_json: Arc::new(openapi::document_json()),
             service: service.clone(),
             link_base: Arc::new(public_url.unwrap_or_else(|| listen_link_base(local_addr))),
+            stopping,
         };
         let events = tokio::spawn(track_qr_codes(service.subscribe(), state.clone()));
         let app = router(state, &config);
@@ -184,6 +188,7 @@ impl ApiServer {
         let server = tokio::spawn(connections::serve(listener, app, limits, stopped));
         Ok(RunningApi {
             local_addr,
+            stopping: stopping_tx,
             stop: Some(stop),
             server,
             events,
@@ -201,6 +206,7 @@ impl RunningApi {
     /// `SHUTDOWN_GRACE`; idle connections close at once), then returns. The device service keeps running.
     pub async fn shutdown(mut self) {
         const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+        let _ = self.stopping.send(true);
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -302,6 +308,7 @@ pub fn router(state: AppState, config: &ApiConfig) -> Router {
         .route("/app/reconnect", get(app_routes::reconnect))
         .route("/app/devices", get(app_routes::devices))
         .route("/app/status", get(app_routes::status))
+        .route("/events", get(event_stream::events))
         .route("/revocations", get(revocations::list))
         .route("/revocations/{jid}", delete(revocations::forget))
         .route("/revocations/{jid}/retry", post(revocations::retry))

@@ -5,7 +5,7 @@
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{app_routes, revocations, routes};
+use crate::{app_routes, event_stream, revocations, routes};
 
 /// The committed document, relative to the repository root.
 pub const OPENAPI_PATH: &str = "docs/openapi.json";
@@ -41,6 +41,7 @@ pub const OPENAPI_PATH: &str = "docs/openapi.json";
         revocations::list,
         revocations::retry,
         revocations::forget,
+        event_stream::events,
     ),
     modifiers(&BasicAuthScheme),
     tags(
@@ -49,6 +50,7 @@ pub const OPENAPI_PATH: &str = "docs/openapi.json";
         (name = "app", description = "go-whatsapp-web-multidevice's /app routes: the device routes with the device taken from the X-Device-Id header, ?device_id=, or the only device"),
         (name = "service", description = "The server itself"),
         (name = "revocations", description = "Links whose unlink WhatsApp has not confirmed yet; the service retries them"),
+        (name = "events", description = "Device events as Server-Sent Events, for scripts without a webhook"),
     )
 )]
 pub struct ApiDoc;

@@ -54,6 +54,9 @@ pub struct AppState {
     /// with, without a trailing `/`: the configured public URL, or
     /// `http://` and the listen address. Never taken from a request.
     pub link_base: Arc<String>,
+    /// Turns true when the server stops: endless answers (the event
+    /// stream) end then, so that stopping does not wait for them.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 impl AppState {

@@ -13,6 +13,7 @@ mod chaos;
 mod concurrency;
 mod connections;
 mod devices;
+mod events;
 mod limits;
 mod login;
 mod support;
