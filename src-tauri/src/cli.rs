@@ -78,6 +78,16 @@ pub struct ServeArgs {
     #[arg(long)]
     pub set_password: bool,
 
+    /// Which log lines to write to stderr: a level (`error`, `warn`,
+    /// `info`, `debug`, `trace`) or `RUST_LOG`-style directives
+    /// (`wa_device_core=debug,info`). Default: `RUST_LOG`, else `info`.
+    #[arg(long, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+
+    /// How log lines are written.
+    #[arg(long, value_enum, default_value_t, value_name = "FORMAT")]
+    pub log_format: crate::logging::LogFormat,
+
     /// The user name of the password stored with `--set-password`.
     #[arg(long, default_value = wa_device_api::auth::DEFAULT_USER, requires = "set_password")]
     pub user: String,

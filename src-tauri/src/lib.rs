@@ -9,6 +9,7 @@ mod command_names;
 mod commands;
 mod data_dir;
 mod events;
+pub mod logging;
 mod serve;
 
 use std::path::PathBuf;
@@ -41,6 +42,10 @@ pub fn run() -> ExitCode {
                 None => app.path().app_data_dir()?,
             };
             data_dir::prepare(&data_dir)?;
+            // Without a log file the app still works; the admin is told why.
+            if let Err(why) = logging::for_window(&data_dir) {
+                eprintln!("wa-device-admin: no log file: {why}");
+            }
             let config = service_config(&cli, data_dir.clone());
             // Opening finishes interrupted wipes and marks devices with
             // credentials `connecting`; their connections are made by tasks

@@ -17,6 +17,9 @@ use crate::{APP_IDENTIFIER, data_dir, service_config};
 
 /// Runs `serve` to completion and returns the process status.
 pub fn run(cli: &Cli, args: &ServeArgs) -> ExitCode {
+    if let Err(why) = crate::logging::for_serve(args.log_level.as_deref(), args.log_format) {
+        return fail(&why);
+    }
     let keyring: Arc<dyn SecretStore> = Arc::new(KeyringSecretStore::new(APP_IDENTIFIER));
     let data_dir = match cli.data_dir.clone().or_else(default_data_dir) {
         Some(dir) => dir,
@@ -84,8 +87,10 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> ExitCode {
         }
         // One line on stdout, for scripts and tests waiting for readiness.
         println!("listening on http://{addr}");
+        tracing::info!(%addr, "REST API listening");
         wait_for_stop_signal().await;
         eprintln!("wa-device-admin: stopping");
+        tracing::info!("stop signal received; stopping");
         let stopping = async {
             api.shutdown().await;
             service.shutdown().await;

@@ -3,8 +3,8 @@
 //! session: `tests/desktop-session.sh cargo nextest run --test e2e --features
 //! simulator`, which provides Xvfb, a D-Bus session bus and an unlocked Secret
 //! Service. The device flows need the app built with the `simulator` feature
-//! (`make test` does so). `serve_limits` and `serve_stop` run the app as the
-//! REST API server alone, without a window.
+//! (`make test` does so). `serve_limits`, `serve_stop` and `serve_logs` run
+//! the app as the REST API server alone, without a window.
 
 // The device flows use most of the harness; the window tests only a part.
 mod api_setting;
@@ -20,6 +20,8 @@ mod window;
 mod devices;
 #[cfg(feature = "simulator")]
 mod screen_qr;
+#[cfg(feature = "simulator")]
+mod serve_logs;
 
 /// Without the feature the device flows would silently not run: say so.
 #[cfg(not(feature = "simulator"))]

@@ -185,6 +185,7 @@ impl ApiServer {
             header_read_timeout: config.header_read_timeout,
             idle_timeout: config.idle_timeout,
         };
+        tracing::debug!(%local_addr, cap = limits.cap, "accepting connections");
         let server = tokio::spawn(connections::serve(listener, app, limits, stopped));
         Ok(RunningApi {
             local_addr,

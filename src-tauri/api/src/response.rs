@@ -195,6 +195,13 @@ impl From<ServiceError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        // Server-side failures are the operator's business; a client's
+        // mistakes (4xx) are answered, not logged above debug.
+        if self.status.is_server_error() {
+            tracing::error!(status = self.status.as_u16(), code = %self.code, message = %self.message, "request failed");
+        } else {
+            tracing::debug!(status = self.status.as_u16(), code = %self.code, message = %self.message, "request refused");
+        }
         let body = NullEnvelope {
             code: self.code,
             message: self.message,

@@ -282,6 +282,13 @@ impl ServiceCore {
     }
 
     fn emit_device(&self, device: &Device) {
+        tracing::info!(
+            device_id = %device.id,
+            state = device.state.as_str(),
+            reason = device.state_reason.as_str(),
+            linked = device.has_credentials,
+            "device state"
+        );
         // No subscriber is not an error.
         let _ = self.events.send(ServiceEvent::DeviceChanged {
             device: device.clone(),
@@ -295,6 +302,7 @@ impl ServiceCore {
     }
 
     fn notice(&self, id: &DeviceId, reason: StateReason, message: String) {
+        tracing::info!(device_id = %id, reason = reason.as_str(), %message, "notice");
         let _ = self.events.send(ServiceEvent::Notice {
             device_id: id.clone(),
             reason,
@@ -312,6 +320,13 @@ impl ServiceCore {
         outcome: Outcome,
         detail: String,
     ) {
+        // History details are written for admins to read (never a key, a
+        // QR payload or a code), so they are logged as they are.
+        if outcome == Outcome::Failed {
+            tracing::warn!(device_id = %id, action = action.as_str(), actor = %actor, outcome = outcome.as_str(), %detail, "action");
+        } else {
+            tracing::info!(device_id = %id, action = action.as_str(), actor = %actor, outcome = outcome.as_str(), %detail, "action");
+        }
         let _ = self.db.append_history(&HistoryEntry {
             at: now(),
             device_id: id.to_string(),
