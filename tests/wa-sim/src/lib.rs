@@ -9,9 +9,11 @@
 //! binary serves the same simulator on a loopback WebSocket with an HTTP
 //! control API ([`serve`]).
 
+mod cert_chain;
 mod control;
 mod error;
 mod in_process;
+pub mod logger;
 mod noise;
 mod phone_crypto;
 mod serve;

@@ -41,6 +41,8 @@ pub enum ServeError {
 pub struct Endpoints {
     pub ws_url: String,
     pub control_url: String,
+    /// [`Simulator::cert_root_key`], base64 (standard alphabet, padded).
+    pub cert_root_key: String,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     sim: Simulator,
@@ -91,9 +93,14 @@ pub async fn serve(
             }
         })),
     ];
+    let cert_root_key = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(sim.cert_root_key())
+    };
     Ok(Endpoints {
         ws_url,
         control_url,
+        cert_root_key,
         stop,
         tasks,
         sim,

@@ -7,6 +7,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use wacore_binary::builder::NodeBuilder;
+use wacore_binary::consts::WA_CONN_HEADER;
 use wacore_binary::{Jid, Node, NodeContent};
 use wacore_noise::framing::{FrameDecoder, encode_frame};
 
@@ -60,9 +61,11 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 const RESTART_DELAY: Duration = Duration::from_millis(100);
 
 /// Strips the connection header (and an optional edge-routing pre-intro) off
-/// the first bytes, then splits the stream into frames.
+/// the first bytes, then splits the stream into frames. The header is kept:
+/// it is the Noise prologue both sides hash.
 struct InboundFramer {
     header: Option<Vec<u8>>,
+    prologue: Option<[u8; 4]>,
     decoder: FrameDecoder,
 }
 
@@ -70,6 +73,7 @@ impl InboundFramer {
     fn new() -> Self {
         Self {
             header: Some(Vec::new()),
+            prologue: None,
             decoder: FrameDecoder::new(),
         }
     }
@@ -93,11 +97,13 @@ impl InboundFramer {
         if header.len() < skip + 4 {
             return Ok(());
         }
-        if &header[skip..skip + 2] != b"WA" {
-            return Err(SimError::Protocol("missing WA connection header".into()));
-        }
+        let prologue: [u8; 4] = header[skip..skip + 4]
+            .try_into()
+            .expect("four bytes were just checked");
+        check_connection_header(prologue)?;
         let rest = header.split_off(skip + 4);
         self.header = None;
+        self.prologue = Some(prologue);
         self.decoder.feed(&rest);
         Ok(())
     }
@@ -110,10 +116,35 @@ impl InboundFramer {
     }
 }
 
+/// `WA`, the protocol's magic byte, then the binary-node dictionary version.
+/// A client that speaks another dictionary could complete the handshake
+/// (the prologue is whatever it sent) but not one node after it, so it is
+/// refused here, with the reason in a `session_failed` event.
+fn check_connection_header(header: [u8; 4]) -> Result<(), SimError> {
+    let [w, a, magic, dictionary] = header;
+    if [w, a] != *b"WA" {
+        return Err(SimError::Protocol("missing WA connection header".into()));
+    }
+    if magic != WA_CONN_HEADER[2] {
+        return Err(SimError::Protocol(format!(
+            "unsupported protocol version {magic} in the connection header (simulated: {})",
+            WA_CONN_HEADER[2]
+        )));
+    }
+    if dictionary != WA_CONN_HEADER[3] {
+        return Err(SimError::Protocol(format!(
+            "unsupported dictionary version {dictionary} in the connection header (simulated: {})",
+            WA_CONN_HEADER[3]
+        )));
+    }
+    Ok(())
+}
+
 enum Input {
     Frame(BytesMut),
     Command(SessionCommand),
     Closed,
+    Failed(SimError),
 }
 
 enum Flow {
@@ -133,6 +164,28 @@ struct Session {
     stalled: bool,
     awaiting_answer: HashMap<String, AnswerHandler>,
     jid: Option<Jid>,
+    stage: Stage,
+}
+
+/// How far a connection got; named in `session_failed` events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Reading the connection header and the client's hello.
+    Header,
+    /// The Noise handshake.
+    Handshake,
+    /// Encrypted nodes after the handshake.
+    Transport,
+}
+
+impl Stage {
+    fn name(self) -> &'static str {
+        match self {
+            Stage::Header => "header",
+            Stage::Handshake => "handshake",
+            Stage::Transport => "transport",
+        }
+    }
 }
 
 pub(crate) async fn run(sim: Simulator, link: Link) {
@@ -159,12 +212,25 @@ pub(crate) async fn run(sim: Simulator, link: Link) {
         stalled: false,
         awaiting_answer: HashMap::new(),
         jid: None,
+        stage: Stage::Header,
     };
     let abrupt = match session.serve().await {
         Ok(abrupt) => abrupt,
-        Err(SimError::Closed) => true,
+        Err(SimError::Closed) if session.stage == Stage::Transport => true,
         Err(e) => {
-            log::info!("session {id} ended: {e}");
+            // A client that hangs up mid-handshake (e.g. it rejected the
+            // certificate chain) is a failure too: that is its only trace.
+            let stage = session.stage.name();
+            let reason = match e {
+                SimError::Closed => "the client closed the connection".to_string(),
+                e => e.to_string(),
+            };
+            log::warn!("session {id} failed at the {stage}: {reason}");
+            sim.record(SimEvent::SessionFailed {
+                session: id,
+                stage,
+                reason,
+            });
             true
         }
     };
@@ -191,6 +257,7 @@ impl Session {
         loop {
             let flow = match self.next_input().await {
                 Input::Closed => return Err(SimError::Closed),
+                Input::Failed(e) => return Err(e),
                 Input::Frame(frame) => self.handle_frame(&frame).await?,
                 Input::Command(command) => self.handle_command(command).await?,
             };
@@ -205,7 +272,7 @@ impl Session {
     async fn stay_silent(&mut self) -> Result<bool, SimError> {
         loop {
             match self.next_input().await {
-                Input::Closed => return Err(SimError::Closed),
+                Input::Closed | Input::Failed(_) => return Err(SimError::Closed),
                 Input::Command(SessionCommand::Drop) => return Ok(true),
                 Input::Command(SessionCommand::End(_)) => return Ok(false),
                 Input::Frame(_) | Input::Command(_) => {}
@@ -223,8 +290,7 @@ impl Session {
                     None => return Input::Closed,
                     Some(data) => {
                         if let Err(e) = self.framer.feed(&data) {
-                            log::info!("session {}: {e}", self.id);
-                            return Input::Closed;
+                            return Input::Failed(e);
                         }
                         if let Some(frame) = self.framer.next_frame() {
                             return Input::Frame(frame);
@@ -250,6 +316,7 @@ impl Session {
             match input {
                 Input::Frame(frame) => return Ok(Some(frame)),
                 Input::Closed => return Err(SimError::Closed),
+                Input::Failed(e) => return Err(e),
                 Input::Command(SessionCommand::Drop | SessionCommand::End(_)) => return Ok(None),
                 Input::Command(SessionCommand::Stall) => {
                     self.stalled = true;
@@ -264,8 +331,13 @@ impl Session {
         let Some(hello) = self.next_handshake_frame().await? else {
             return Ok(None);
         };
+        self.stage = Stage::Handshake;
         let identity = self.sim.read_state(|s| s.identity.clone());
-        match noise::answer_client_hello(&identity, &hello)? {
+        let prologue = self
+            .framer
+            .prologue
+            .ok_or_else(|| SimError::Protocol("handshake before the connection header".into()))?;
+        match noise::answer_client_hello(&identity, prologue, &hello)? {
             HelloReply::Done {
                 server_hello,
                 established,
@@ -321,6 +393,7 @@ impl Session {
     /// Registration (QR refs) for a new device, or the login checks for a
     /// paired one.
     async fn start(&mut self, established: Established) -> Result<Flow, SimError> {
+        self.stage = Stage::Transport;
         self.cipher = Some(established.cipher);
         let payload = established.payload;
         if let Some(pairing) = payload.device_pairing_data.as_option() {
@@ -578,7 +651,13 @@ impl Session {
             ("encrypt", "count") => Some(self.answer_pre_key_count(&id)),
             // A signed pre-key rotation: accepted, nothing to model.
             ("encrypt", "rotate") => Some(result(&id).build()),
-            _ => Some(iq_error(&id, 501, "feature-not-implemented")),
+            _ => {
+                log::info!(
+                    "session {}: iq xmlns={xmlns} <{child_tag}> is not modelled, answered 501",
+                    self.id
+                );
+                Some(iq_error(&id, 501, "feature-not-implemented"))
+            }
         };
         Ok(reply)
     }
