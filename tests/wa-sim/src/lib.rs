@@ -16,6 +16,7 @@ mod in_process;
 pub mod logger;
 mod noise;
 mod phone_crypto;
+mod routine_iqs;
 mod serve;
 mod session;
 mod sim;

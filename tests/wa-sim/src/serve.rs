@@ -162,11 +162,15 @@ async fn serve_websocket(sim: Simulator, stream: TcpStream) {
         }
         // Dropping `to_session` tells the session the client has gone.
     });
+    // A failed write does not end the connection: the reader may still
+    // hold frames the client sent before it hung up, and the session acts
+    // on them until the reader runs dry.
+    let mut writable = true;
     while let Some(out) = from_session.recv().await {
         match out {
             LinkOut::Data(bytes) => {
-                if sink.send(Message::Binary(bytes)).await.is_err() {
-                    break;
+                if writable && sink.send(Message::Binary(bytes)).await.is_err() {
+                    writable = false;
                 }
             }
             LinkOut::Close { abrupt } => {

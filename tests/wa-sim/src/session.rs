@@ -14,9 +14,10 @@ use wacore_noise::framing::{FrameDecoder, encode_frame};
 use crate::error::{PhoneError, SimError};
 use crate::noise::{self, Established, HelloReply, TransportCipher};
 use crate::phone_crypto;
+use crate::routine_iqs::{self, KeyBundle};
 use crate::sim::{
-    LinkTicket, LogoutReply, PendingCode, QrRef, Registration, SessionEntry, SessionRole, SimEvent,
-    Simulator, unix_now,
+    LinkTicket, LinkedDevice, LogoutReply, PendingCode, QrRef, Registration, SessionEntry,
+    SessionRole, SimEvent, Simulator, unix_now,
 };
 
 /// The byte pipe between a client and its session, whatever carries it
@@ -362,9 +363,16 @@ impl Session {
         self.delay().await;
         let framed =
             encode_frame(payload, None).map_err(|e| SimError::Protocol(format!("framing: {e}")))?;
-        self.outbound
-            .send(LinkOut::Data(Bytes::from(framed)))
-            .map_err(|_| SimError::Closed)
+        self.write(framed);
+        Ok(())
+    }
+
+    /// Hands a frame to the link. A client that hung up can no longer be
+    /// written to, but what it sent before hanging up is still read and
+    /// acted on (a logout IQ followed at once by a close must unlink, as
+    /// WhatsApp does); the session ends when the inbound side runs dry.
+    fn write(&mut self, framed: Vec<u8>) {
+        let _ = self.outbound.send(LinkOut::Data(Bytes::from(framed)));
     }
 
     async fn delay(&self) {
@@ -385,9 +393,8 @@ impl Session {
         let ciphertext = cipher.encrypt(&plaintext)?;
         let framed = encode_frame(&ciphertext, None)
             .map_err(|e| SimError::Protocol(format!("framing: {e}")))?;
-        self.outbound
-            .send(LinkOut::Data(Bytes::from(framed)))
-            .map_err(|_| SimError::Closed)
+        self.write(framed);
+        Ok(())
     }
 
     /// Registration (QR refs) for a new device, or the login checks for a
@@ -637,6 +644,7 @@ impl Session {
     async fn answer_iq(&mut self, iq: &Node) -> Result<Option<Node>, SimError> {
         let id = attr(iq, "id").unwrap_or_default();
         let xmlns = attr(iq, "xmlns").unwrap_or_default();
+        let kind = attr(iq, "type").unwrap_or_default();
         let child = iq.children().and_then(|c| c.first());
         let child_tag = child.map(|c| c.tag.to_string()).unwrap_or_default();
         let reply = match (xmlns.as_str(), child_tag.as_str()) {
@@ -649,8 +657,17 @@ impl Session {
             ("w:sync:app:state", _) => Some(answer_app_state_sync(&id, child)),
             ("encrypt", "registration") => Some(self.answer_pre_key_upload(&id, iq)),
             ("encrypt", "count") => Some(self.answer_pre_key_count(&id)),
-            // A signed pre-key rotation: accepted, nothing to model.
-            ("encrypt", "rotate") => Some(result(&id).build()),
+            ("encrypt", "digest") => Some(self.answer_digest(&id)),
+            ("encrypt", "rotate") => Some(self.answer_rotate(&id, child)),
+            ("abt", "props") => Some(result(&id).children([routine_iqs::ab_props()]).build()),
+            ("blocklist", _) if kind == "get" => {
+                Some(result(&id).children([routine_iqs::blocklist()]).build())
+            }
+            ("privacy", "privacy") if kind == "get" => Some(
+                result(&id)
+                    .children([routine_iqs::privacy_settings()])
+                    .build(),
+            ),
             _ => {
                 log::info!(
                     "session {}: iq xmlns={xmlns} <{child_tag}> is not modelled, answered 501",
@@ -667,47 +684,26 @@ impl Session {
     /// unmodelled IQ is) would make the client generate and upload a fresh
     /// batch of 812 keys at every reconnect, which WhatsApp never causes.
     fn answer_pre_key_upload(&mut self, id: &str, iq: &Node) -> Node {
-        let Some(jid) = self.jid.clone() else {
-            return iq_error(id, 401, "not-authorized");
+        let Some(upload) = KeyBundle::from_upload(iq) else {
+            return iq_error(id, 400, "bad-request");
         };
-        let uploaded = iq
-            .children()
-            .and_then(|c| c.iter().find(|n| n.tag == "list"))
-            .and_then(|list| list.children())
-            .map_or(0, |keys| u32::try_from(keys.len()).unwrap_or(u32::MAX));
-        let known = self.sim.with_state(|s| {
-            let device = s
-                .phones
-                .get_mut(jid.user.as_str())
-                .and_then(|phone| phone.linked.get_mut(&jid.device));
-            let known = device
-                .map(|d| d.pre_keys = d.pre_keys.saturating_add(uploaded))
-                .is_some();
-            if known {
-                s.events.push(SimEvent::PreKeysUploaded {
-                    jid: jid.to_string(),
-                    count: uploaded,
-                });
-            }
-            known
+        let uploaded = upload.pre_key_count();
+        let known = self.with_own_device(|s, jid, device| {
+            device.key_bundle.absorb(upload);
+            device.pre_keys = device.key_bundle.pre_key_count();
+            s.push(SimEvent::PreKeysUploaded {
+                jid: jid.to_string(),
+                count: uploaded,
+            });
         });
-        if known {
-            result(id).build()
-        } else {
-            iq_error(id, 401, "not-authorized")
+        match known {
+            Some(()) => result(id).build(),
+            None => iq_error(id, 401, "not-authorized"),
         }
     }
 
     fn answer_pre_key_count(&mut self, id: &str) -> Node {
-        let count = self.jid.as_ref().and_then(|jid| {
-            self.sim.read_state(|s| {
-                s.phones
-                    .get(jid.user.as_str())
-                    .and_then(|phone| phone.linked.get(&jid.device))
-                    .map(|d| d.pre_keys)
-            })
-        });
-        match count {
+        match self.with_own_device(|_, _, d| d.pre_keys) {
             Some(count) => result(id)
                 .children([NodeBuilder::new("count")
                     .attr("value", count.to_string())
@@ -715,6 +711,42 @@ impl Session {
                 .build(),
             None => iq_error(id, 401, "not-authorized"),
         }
+    }
+
+    /// The bundle the device uploaded; 404 when it never uploaded one,
+    /// which is WhatsApp's cue for the client to upload it.
+    fn answer_digest(&mut self, id: &str) -> Node {
+        match self.with_own_device(|_, _, d| d.key_bundle.clone()) {
+            None => iq_error(id, 401, "not-authorized"),
+            Some(bundle) if bundle == KeyBundle::default() => iq_error(id, 404, "item-not-found"),
+            Some(bundle) => result(id).children([bundle.digest()]).build(),
+        }
+    }
+
+    fn answer_rotate(&mut self, id: &str, rotate: Option<&Node>) -> Node {
+        let rotated =
+            rotate.and_then(|rotate| self.with_own_device(|_, _, d| d.key_bundle.rotate(rotate)));
+        match rotated {
+            Some(true) => result(id).build(),
+            Some(false) => iq_error(id, 400, "bad-request"),
+            None => iq_error(id, 401, "not-authorized"),
+        }
+    }
+
+    /// Runs `f` on the logged-in device's record (with the event log);
+    /// `None` when the connection is not logged in or the device is gone.
+    fn with_own_device<T>(
+        &self,
+        f: impl FnOnce(&mut Vec<SimEvent>, &Jid, &mut LinkedDevice) -> T,
+    ) -> Option<T> {
+        let jid = self.jid.as_ref()?;
+        self.sim.with_state(|s| {
+            let device = s
+                .phones
+                .get_mut(jid.user.as_str())
+                .and_then(|phone| phone.linked.get_mut(&jid.device))?;
+            Some(f(&mut s.events, jid, device))
+        })
     }
 
     fn answer_logout(&mut self, id: &str) -> Option<Node> {

@@ -130,6 +130,9 @@ pub struct LinkedDevice {
     pub pre_keys: u32,
     #[serde(skip)]
     pub(crate) noise_key: [u8; 32],
+    /// What the device registered, for `encrypt`/`digest`.
+    #[serde(skip)]
+    pub(crate) key_bundle: crate::routine_iqs::KeyBundle,
 }
 
 fn as_string<S: serde::Serializer>(jid: &Jid, s: S) -> Result<S::Ok, S::Error> {
@@ -1016,6 +1019,7 @@ impl Phone {
                 linked_with: ticket.with,
                 pre_keys: 0,
                 noise_key: ticket.noise_key,
+                key_bundle: Default::default(),
             },
             companion_identity: ticket.companion_identity,
             phone_identity_public: identity.public_key.public_key_bytes().to_vec(),
