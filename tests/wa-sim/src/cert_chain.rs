@@ -79,6 +79,7 @@ fn sign(key: &KeyPair, message: &[u8]) -> Vec<u8> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use wacore::libsignal::protocol::PublicKey;
