@@ -978,3 +978,22 @@ fn random_token(bytes: usize) -> String {
     rand::fill(&mut buf[..]);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_connection_header_names_what_it_refuses() {
+        assert!(check_connection_header(WA_CONN_HEADER).is_ok());
+        let older_dictionary = [b'W', b'A', WA_CONN_HEADER[2], 2];
+        let refusal = check_connection_header(older_dictionary).unwrap_err();
+        assert!(
+            refusal.to_string().contains("dictionary version 2"),
+            "{refusal}"
+        );
+        let other_protocol = [b'W', b'A', 5, WA_CONN_HEADER[3]];
+        assert!(check_connection_header(other_protocol).is_err());
+        assert!(check_connection_header(*b"GET ").is_err());
+    }
+}

@@ -1104,3 +1104,56 @@ pub(crate) fn unix_now() -> u64 {
         .map(|d| d.as_secs())
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn qr_fields() -> String {
+        let key = BASE64.encode([1u8; 32]);
+        format!("2@ref,{key},{key},{key}")
+    }
+
+    #[test]
+    fn the_phone_reads_the_bare_and_the_link_form_of_a_qr_code() {
+        let bare = qr_fields();
+        for qr in [
+            bare.clone(),
+            format!("{bare},1"),
+            format!("{QR_LINK_PREFIX}{bare},1"),
+        ] {
+            assert_eq!(parse_qr(&qr).unwrap().reference, "2@ref", "{qr}");
+        }
+        for qr in [
+            format!("{bare},chrome"),
+            format!("{bare},1,extra"),
+            format!("{bare},"),
+            "https://example.com/#2@ref".to_string(),
+        ] {
+            assert!(parse_qr(&qr).is_err(), "{qr}");
+        }
+    }
+
+    #[test]
+    fn a_removed_device_is_told_it_is_logged_out_with_code_401() {
+        let node = stream_error_device_removed();
+        assert_eq!(node.tag, "stream:error");
+        assert_eq!(
+            node.attrs
+                .get("code")
+                .map(|c| c.as_str().to_string())
+                .as_deref(),
+            Some("401")
+        );
+        let conflict = node.get_optional_child("conflict").unwrap();
+        assert_eq!(
+            conflict
+                .attrs
+                .get("type")
+                .map(|t| t.as_str().to_string())
+                .as_deref(),
+            Some("device_removed")
+        );
+    }
+}
