@@ -980,6 +980,7 @@ fn random_token(bytes: usize) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
