@@ -21,10 +21,13 @@ FUZZ_STAMP := $(FUZZ_VENV)/.schemathesis-$(SCHEMATHESIS_VERSION)
 FUZZ_EXAMPLES ?= 30
 
 UI_STAMP := ui/node_modules/.npm-ci-done
+# The second-client conformance suite: Baileys, pinned in its own lock.
+BAILEYS_DIR := tests/baileys
+BAILEYS_STAMP := $(BAILEYS_DIR)/node_modules/.npm-install-done
 SCREENSHOTS := $(CURDIR)/test-output/screenshots
 NEXTEST := $(shell cargo nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: help run deps test-deps ui lint test test-rust test-ui test-fuzz package clean bindings openapi bench
+.PHONY: help run deps test-deps ui lint test test-rust test-ui test-fuzz test-sim-conformance package clean bindings openapi bench
 
 help:
 	@echo "make run      install what is missing, build the UI, start the app"
@@ -62,7 +65,12 @@ $(UI_STAMP): ui/package.json ui/package-lock.json
 	npm --prefix ui install --no-save --no-audit --no-fund
 	@touch $@
 
-test-deps: deps $(FUZZ_STAMP)
+$(BAILEYS_STAMP): $(BAILEYS_DIR)/package.json $(BAILEYS_DIR)/package-lock.json
+	@command -v npm >/dev/null || { $(call install_debs,nodejs npm); }
+	npm --prefix $(BAILEYS_DIR) install --no-save --no-audit --no-fund
+	@touch $@
+
+test-deps: deps $(FUZZ_STAMP) $(BAILEYS_STAMP)
 	@$(call install_debs,$(TEST_DEBS))
 	@tauri-driver --help >/dev/null 2>&1 || cargo install tauri-driver --locked --version $(TAURI_DRIVER_VERSION)
 
@@ -122,14 +130,21 @@ test-fuzz: $(FUZZ_STAMP)
 		target/debug/wa-device-admin target/debug/wa-sim \
 		--max-examples $(FUZZ_EXAMPLES) --phases examples,coverage,fuzzing
 
-test: test-deps ui lint test-ui test-rust test-fuzz
+# Baileys, an independent client, through every linked-device flow against
+# the wa-sim binary (loopback only) at 0 and 30 ms of latency; prints each
+# flow's time. Alone: `make test-sim-conformance`.
+test-sim-conformance: $(BAILEYS_STAMP)
+	cargo build -p wa-sim --locked
+	node $(BAILEYS_DIR)/conformance.mjs --sim target/debug/wa-sim
+
+test: test-deps ui lint test-ui test-rust test-fuzz test-sim-conformance
 	@echo
 	@echo "All checks passed. Screenshots of the end-to-end suite: $(SCREENSHOTS)"
 	@ls -1 $(SCREENSHOTS)
 
 clean:
 	cargo clean
-	rm -rf ui/dist ui/node_modules test-output
+	rm -rf ui/dist ui/node_modules $(BAILEYS_DIR)/node_modules test-output
 
 # Rewrites ui/src/lib/bindings.ts from the Rust types (a test checks it).
 bindings: ui

@@ -9,11 +9,14 @@
 //! binary serves the same simulator on a loopback WebSocket with an HTTP
 //! control API ([`serve`]).
 
+mod cert_chain;
 mod control;
 mod error;
 mod in_process;
+pub mod logger;
 mod noise;
 mod phone_crypto;
+mod routine_iqs;
 mod serve;
 mod session;
 mod sim;

@@ -4,8 +4,9 @@
 //! wa-sim --listen 127.0.0.1:0 --control 127.0.0.1:0 [--max-companions N]
 //! ```
 //! Prints one JSON line when ready:
-//! `{"ws_url":"ws://127.0.0.1:PORT/ws/chat","control_url":"http://127.0.0.1:PORT"}`
-//! and runs until SIGTERM or SIGINT.
+//! `{"ws_url":"ws://127.0.0.1:PORT/ws/chat","control_url":"http://127.0.0.1:PORT","cert_root_key":"<base64>"}`
+//! and runs until SIGTERM or SIGINT. `WA_SIM_LOG=info` (or `debug`, ..)
+//! logs to stderr.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -60,6 +61,10 @@ fn parse_addr(text: &str) -> Result<SocketAddr, String> {
 }
 
 fn main() -> ExitCode {
+    if let Err(message) = wa_sim::logger::init_from_env() {
+        eprintln!("{message}");
+        return ExitCode::from(2);
+    }
     let options = match parse_options() {
         Ok(options) => options,
         Err(message) => {
@@ -94,7 +99,11 @@ async fn run(options: Options) -> ExitCode {
     };
     println!(
         "{}",
-        serde_json::json!({ "ws_url": endpoints.ws_url, "control_url": endpoints.control_url })
+        serde_json::json!({
+            "ws_url": endpoints.ws_url,
+            "control_url": endpoints.control_url,
+            "cert_root_key": endpoints.cert_root_key,
+        })
     );
     if let Err(e) = wait_for_stop_signal().await {
         eprintln!("cannot listen for signals: {e}");

@@ -6,19 +6,18 @@
 //! first key and writes with the second.
 
 use wacore::libsignal::protocol::{KeyPair, PublicKey};
-use wacore_binary::consts::{
-    NOISE_PATTERN_IK, NOISE_PATTERN_XX, NOISE_PATTERN_XXFALLBACK, WA_CONN_HEADER,
-};
+use wacore_binary::consts::{NOISE_PATTERN_IK, NOISE_PATTERN_XX, NOISE_PATTERN_XXFALLBACK};
 use wacore_noise::NoiseCipher;
 use wacore_noise::NoiseHandshake;
 use waproto::buffa::{Message as _, MessageField};
 use waproto::whatsapp::{self as wa, HandshakeMessage};
 
+use crate::cert_chain::CertRoot;
 use crate::error::SimError;
 
 /// The simulator's Noise identity: a static key pair and the certificate
-/// chain that names it. The chain's signatures are zeros, which only a client
-/// built with `danger-skip-cert-chain-verify` accepts.
+/// chain that names it, signed from the simulator's own root (see
+/// `cert_chain`).
 #[derive(Clone)]
 pub(crate) struct ServerIdentity {
     pub(crate) key: KeyPair,
@@ -26,14 +25,14 @@ pub(crate) struct ServerIdentity {
 }
 
 impl ServerIdentity {
-    pub(crate) fn generate() -> Self {
+    pub(crate) fn generate(root: &CertRoot) -> Self {
         let key = wacore::crypto::generate_curve_key_pair();
         let public: [u8; 32] = key
             .public_key
             .public_key_bytes()
             .try_into()
             .expect("a Curve25519 public key is 32 bytes");
-        let cert_chain = wacore_noise::test_util::build_cert_chain_bytes(&public);
+        let cert_chain = root.chain_for(&public);
         Self { key, cert_chain }
     }
 
@@ -100,8 +99,11 @@ fn key32(bytes: &[u8], what: &'static str) -> Result<[u8; 32], SimError> {
 ///
 /// An IK hello encrypted to a key we no longer hold (or never held) is
 /// answered with an XX-shaped hello, which makes the client fall back.
+/// `prologue` is the connection header the client sent, which both sides
+/// hash first.
 pub(crate) fn answer_client_hello(
     identity: &ServerIdentity,
+    prologue: [u8; 4],
     hello_bytes: &[u8],
 ) -> Result<HelloReply, SimError> {
     let message = HandshakeMessage::decode_from_slice(hello_bytes)
@@ -118,20 +120,27 @@ pub(crate) fn answer_client_hello(
         (Some(encrypted_static), Some(encrypted_payload)) => {
             match try_ik(
                 identity,
+                prologue,
                 client_ephemeral,
                 encrypted_static,
                 encrypted_payload,
             ) {
                 Ok(reply) => Ok(reply),
-                Err(_) => answer_xx(identity, client_ephemeral, HandshakeKind::XxFallback),
+                Err(_) => answer_xx(
+                    identity,
+                    prologue,
+                    client_ephemeral,
+                    HandshakeKind::XxFallback,
+                ),
             }
         }
-        _ => answer_xx(identity, client_ephemeral, HandshakeKind::Xx),
+        _ => answer_xx(identity, prologue, client_ephemeral, HandshakeKind::Xx),
     }
 }
 
 fn answer_xx(
     identity: &ServerIdentity,
+    prologue: [u8; 4],
     client_ephemeral: [u8; 32],
     kind: HandshakeKind,
 ) -> Result<HelloReply, SimError> {
@@ -139,7 +148,7 @@ fn answer_xx(
         HandshakeKind::XxFallback => NOISE_PATTERN_XXFALLBACK,
         HandshakeKind::Xx | HandshakeKind::Ik => NOISE_PATTERN_XX,
     };
-    let mut noise = NoiseHandshake::new(pattern, &WA_CONN_HEADER).map_err(crypto("init"))?;
+    let mut noise = NoiseHandshake::new(pattern, &prologue).map_err(crypto("init"))?;
     noise.authenticate(&client_ephemeral);
     let ephemeral = wacore::crypto::generate_curve_key_pair();
     noise.authenticate(ephemeral.public_key.public_key_bytes());
@@ -203,12 +212,12 @@ impl AwaitingClientFinish {
 
 fn try_ik(
     identity: &ServerIdentity,
+    prologue: [u8; 4],
     client_ephemeral: [u8; 32],
     encrypted_static: &[u8],
     encrypted_payload: &[u8],
 ) -> Result<HelloReply, SimError> {
-    let mut noise =
-        NoiseHandshake::new(NOISE_PATTERN_IK, &WA_CONN_HEADER).map_err(crypto("init"))?;
+    let mut noise = NoiseHandshake::new(NOISE_PATTERN_IK, &prologue).map_err(crypto("init"))?;
     noise.authenticate(identity.public_bytes());
     noise.authenticate(&client_ephemeral);
     noise

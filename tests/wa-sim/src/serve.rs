@@ -41,6 +41,8 @@ pub enum ServeError {
 pub struct Endpoints {
     pub ws_url: String,
     pub control_url: String,
+    /// [`Simulator::cert_root_key`], base64 (standard alphabet, padded).
+    pub cert_root_key: String,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     sim: Simulator,
@@ -91,9 +93,14 @@ pub async fn serve(
             }
         })),
     ];
+    let cert_root_key = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(sim.cert_root_key())
+    };
     Ok(Endpoints {
         ws_url,
         control_url,
+        cert_root_key,
         stop,
         tasks,
         sim,
@@ -155,11 +162,15 @@ async fn serve_websocket(sim: Simulator, stream: TcpStream) {
         }
         // Dropping `to_session` tells the session the client has gone.
     });
+    // A failed write does not end the connection: the reader may still
+    // hold frames the client sent before it hung up, and the session acts
+    // on them until the reader runs dry.
+    let mut writable = true;
     while let Some(out) = from_session.recv().await {
         match out {
             LinkOut::Data(bytes) => {
-                if sink.send(Message::Binary(bytes)).await.is_err() {
-                    break;
+                if writable && sink.send(Message::Binary(bytes)).await.is_err() {
+                    writable = false;
                 }
             }
             LinkOut::Close { abrupt } => {

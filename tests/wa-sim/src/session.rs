@@ -7,15 +7,17 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use wacore_binary::builder::NodeBuilder;
+use wacore_binary::consts::WA_CONN_HEADER;
 use wacore_binary::{Jid, Node, NodeContent};
 use wacore_noise::framing::{FrameDecoder, encode_frame};
 
 use crate::error::{PhoneError, SimError};
 use crate::noise::{self, Established, HelloReply, TransportCipher};
 use crate::phone_crypto;
+use crate::routine_iqs::{self, KeyBundle};
 use crate::sim::{
-    LinkTicket, LogoutReply, PendingCode, QrRef, Registration, SessionEntry, SessionRole, SimEvent,
-    Simulator, unix_now,
+    LinkTicket, LinkedDevice, LogoutReply, PendingCode, QrRef, Registration, SessionEntry,
+    SessionRole, SimEvent, Simulator, unix_now,
 };
 
 /// The byte pipe between a client and its session, whatever carries it
@@ -60,9 +62,11 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 const RESTART_DELAY: Duration = Duration::from_millis(100);
 
 /// Strips the connection header (and an optional edge-routing pre-intro) off
-/// the first bytes, then splits the stream into frames.
+/// the first bytes, then splits the stream into frames. The header is kept:
+/// it is the Noise prologue both sides hash.
 struct InboundFramer {
     header: Option<Vec<u8>>,
+    prologue: Option<[u8; 4]>,
     decoder: FrameDecoder,
 }
 
@@ -70,6 +74,7 @@ impl InboundFramer {
     fn new() -> Self {
         Self {
             header: Some(Vec::new()),
+            prologue: None,
             decoder: FrameDecoder::new(),
         }
     }
@@ -93,11 +98,13 @@ impl InboundFramer {
         if header.len() < skip + 4 {
             return Ok(());
         }
-        if &header[skip..skip + 2] != b"WA" {
-            return Err(SimError::Protocol("missing WA connection header".into()));
-        }
+        let prologue: [u8; 4] = header[skip..skip + 4]
+            .try_into()
+            .expect("four bytes were just checked");
+        check_connection_header(prologue)?;
         let rest = header.split_off(skip + 4);
         self.header = None;
+        self.prologue = Some(prologue);
         self.decoder.feed(&rest);
         Ok(())
     }
@@ -110,10 +117,35 @@ impl InboundFramer {
     }
 }
 
+/// `WA`, the protocol's magic byte, then the binary-node dictionary version.
+/// A client that speaks another dictionary could complete the handshake
+/// (the prologue is whatever it sent) but not one node after it, so it is
+/// refused here, with the reason in a `session_failed` event.
+fn check_connection_header(header: [u8; 4]) -> Result<(), SimError> {
+    let [w, a, magic, dictionary] = header;
+    if [w, a] != *b"WA" {
+        return Err(SimError::Protocol("missing WA connection header".into()));
+    }
+    if magic != WA_CONN_HEADER[2] {
+        return Err(SimError::Protocol(format!(
+            "unsupported protocol version {magic} in the connection header (simulated: {})",
+            WA_CONN_HEADER[2]
+        )));
+    }
+    if dictionary != WA_CONN_HEADER[3] {
+        return Err(SimError::Protocol(format!(
+            "unsupported dictionary version {dictionary} in the connection header (simulated: {})",
+            WA_CONN_HEADER[3]
+        )));
+    }
+    Ok(())
+}
+
 enum Input {
     Frame(BytesMut),
     Command(SessionCommand),
     Closed,
+    Failed(SimError),
 }
 
 enum Flow {
@@ -133,6 +165,28 @@ struct Session {
     stalled: bool,
     awaiting_answer: HashMap<String, AnswerHandler>,
     jid: Option<Jid>,
+    stage: Stage,
+}
+
+/// How far a connection got; named in `session_failed` events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Reading the connection header and the client's hello.
+    Header,
+    /// The Noise handshake.
+    Handshake,
+    /// Encrypted nodes after the handshake.
+    Transport,
+}
+
+impl Stage {
+    fn name(self) -> &'static str {
+        match self {
+            Stage::Header => "header",
+            Stage::Handshake => "handshake",
+            Stage::Transport => "transport",
+        }
+    }
 }
 
 pub(crate) async fn run(sim: Simulator, link: Link) {
@@ -159,12 +213,25 @@ pub(crate) async fn run(sim: Simulator, link: Link) {
         stalled: false,
         awaiting_answer: HashMap::new(),
         jid: None,
+        stage: Stage::Header,
     };
     let abrupt = match session.serve().await {
         Ok(abrupt) => abrupt,
-        Err(SimError::Closed) => true,
+        Err(SimError::Closed) if session.stage == Stage::Transport => true,
         Err(e) => {
-            log::info!("session {id} ended: {e}");
+            // A client that hangs up mid-handshake (e.g. it rejected the
+            // certificate chain) is a failure too: that is its only trace.
+            let stage = session.stage.name();
+            let reason = match e {
+                SimError::Closed => "the client closed the connection".to_string(),
+                e => e.to_string(),
+            };
+            log::warn!("session {id} failed at the {stage}: {reason}");
+            sim.record(SimEvent::SessionFailed {
+                session: id,
+                stage,
+                reason,
+            });
             true
         }
     };
@@ -191,6 +258,7 @@ impl Session {
         loop {
             let flow = match self.next_input().await {
                 Input::Closed => return Err(SimError::Closed),
+                Input::Failed(e) => return Err(e),
                 Input::Frame(frame) => self.handle_frame(&frame).await?,
                 Input::Command(command) => self.handle_command(command).await?,
             };
@@ -205,7 +273,7 @@ impl Session {
     async fn stay_silent(&mut self) -> Result<bool, SimError> {
         loop {
             match self.next_input().await {
-                Input::Closed => return Err(SimError::Closed),
+                Input::Closed | Input::Failed(_) => return Err(SimError::Closed),
                 Input::Command(SessionCommand::Drop) => return Ok(true),
                 Input::Command(SessionCommand::End(_)) => return Ok(false),
                 Input::Frame(_) | Input::Command(_) => {}
@@ -223,8 +291,7 @@ impl Session {
                     None => return Input::Closed,
                     Some(data) => {
                         if let Err(e) = self.framer.feed(&data) {
-                            log::info!("session {}: {e}", self.id);
-                            return Input::Closed;
+                            return Input::Failed(e);
                         }
                         if let Some(frame) = self.framer.next_frame() {
                             return Input::Frame(frame);
@@ -250,6 +317,7 @@ impl Session {
             match input {
                 Input::Frame(frame) => return Ok(Some(frame)),
                 Input::Closed => return Err(SimError::Closed),
+                Input::Failed(e) => return Err(e),
                 Input::Command(SessionCommand::Drop | SessionCommand::End(_)) => return Ok(None),
                 Input::Command(SessionCommand::Stall) => {
                     self.stalled = true;
@@ -264,8 +332,13 @@ impl Session {
         let Some(hello) = self.next_handshake_frame().await? else {
             return Ok(None);
         };
+        self.stage = Stage::Handshake;
         let identity = self.sim.read_state(|s| s.identity.clone());
-        match noise::answer_client_hello(&identity, &hello)? {
+        let prologue = self
+            .framer
+            .prologue
+            .ok_or_else(|| SimError::Protocol("handshake before the connection header".into()))?;
+        match noise::answer_client_hello(&identity, prologue, &hello)? {
             HelloReply::Done {
                 server_hello,
                 established,
@@ -290,9 +363,16 @@ impl Session {
         self.delay().await;
         let framed =
             encode_frame(payload, None).map_err(|e| SimError::Protocol(format!("framing: {e}")))?;
-        self.outbound
-            .send(LinkOut::Data(Bytes::from(framed)))
-            .map_err(|_| SimError::Closed)
+        self.write(framed);
+        Ok(())
+    }
+
+    /// Hands a frame to the link. A client that hung up can no longer be
+    /// written to, but what it sent before hanging up is still read and
+    /// acted on (a logout IQ followed at once by a close must unlink, as
+    /// WhatsApp does); the session ends when the inbound side runs dry.
+    fn write(&mut self, framed: Vec<u8>) {
+        let _ = self.outbound.send(LinkOut::Data(Bytes::from(framed)));
     }
 
     async fn delay(&self) {
@@ -313,14 +393,14 @@ impl Session {
         let ciphertext = cipher.encrypt(&plaintext)?;
         let framed = encode_frame(&ciphertext, None)
             .map_err(|e| SimError::Protocol(format!("framing: {e}")))?;
-        self.outbound
-            .send(LinkOut::Data(Bytes::from(framed)))
-            .map_err(|_| SimError::Closed)
+        self.write(framed);
+        Ok(())
     }
 
     /// Registration (QR refs) for a new device, or the login checks for a
     /// paired one.
     async fn start(&mut self, established: Established) -> Result<Flow, SimError> {
+        self.stage = Stage::Transport;
         self.cipher = Some(established.cipher);
         let payload = established.payload;
         if let Some(pairing) = payload.device_pairing_data.as_option() {
@@ -564,6 +644,7 @@ impl Session {
     async fn answer_iq(&mut self, iq: &Node) -> Result<Option<Node>, SimError> {
         let id = attr(iq, "id").unwrap_or_default();
         let xmlns = attr(iq, "xmlns").unwrap_or_default();
+        let kind = attr(iq, "type").unwrap_or_default();
         let child = iq.children().and_then(|c| c.first());
         let child_tag = child.map(|c| c.tag.to_string()).unwrap_or_default();
         let reply = match (xmlns.as_str(), child_tag.as_str()) {
@@ -576,9 +657,24 @@ impl Session {
             ("w:sync:app:state", _) => Some(answer_app_state_sync(&id, child)),
             ("encrypt", "registration") => Some(self.answer_pre_key_upload(&id, iq)),
             ("encrypt", "count") => Some(self.answer_pre_key_count(&id)),
-            // A signed pre-key rotation: accepted, nothing to model.
-            ("encrypt", "rotate") => Some(result(&id).build()),
-            _ => Some(iq_error(&id, 501, "feature-not-implemented")),
+            ("encrypt", "digest") => Some(self.answer_digest(&id)),
+            ("encrypt", "rotate") => Some(self.answer_rotate(&id, child)),
+            ("abt", "props") => Some(result(&id).children([routine_iqs::ab_props()]).build()),
+            ("blocklist", _) if kind == "get" => {
+                Some(result(&id).children([routine_iqs::blocklist()]).build())
+            }
+            ("privacy", "privacy") if kind == "get" => Some(
+                result(&id)
+                    .children([routine_iqs::privacy_settings()])
+                    .build(),
+            ),
+            _ => {
+                log::info!(
+                    "session {}: iq xmlns={xmlns} <{child_tag}> is not modelled, answered 501",
+                    self.id
+                );
+                Some(iq_error(&id, 501, "feature-not-implemented"))
+            }
         };
         Ok(reply)
     }
@@ -588,47 +684,26 @@ impl Session {
     /// unmodelled IQ is) would make the client generate and upload a fresh
     /// batch of 812 keys at every reconnect, which WhatsApp never causes.
     fn answer_pre_key_upload(&mut self, id: &str, iq: &Node) -> Node {
-        let Some(jid) = self.jid.clone() else {
-            return iq_error(id, 401, "not-authorized");
+        let Some(upload) = KeyBundle::from_upload(iq) else {
+            return iq_error(id, 400, "bad-request");
         };
-        let uploaded = iq
-            .children()
-            .and_then(|c| c.iter().find(|n| n.tag == "list"))
-            .and_then(|list| list.children())
-            .map_or(0, |keys| u32::try_from(keys.len()).unwrap_or(u32::MAX));
-        let known = self.sim.with_state(|s| {
-            let device = s
-                .phones
-                .get_mut(jid.user.as_str())
-                .and_then(|phone| phone.linked.get_mut(&jid.device));
-            let known = device
-                .map(|d| d.pre_keys = d.pre_keys.saturating_add(uploaded))
-                .is_some();
-            if known {
-                s.events.push(SimEvent::PreKeysUploaded {
-                    jid: jid.to_string(),
-                    count: uploaded,
-                });
-            }
-            known
+        let uploaded = upload.pre_key_count();
+        let known = self.with_own_device(|s, jid, device| {
+            device.key_bundle.absorb(upload);
+            device.pre_keys = device.key_bundle.pre_key_count();
+            s.push(SimEvent::PreKeysUploaded {
+                jid: jid.to_string(),
+                count: uploaded,
+            });
         });
-        if known {
-            result(id).build()
-        } else {
-            iq_error(id, 401, "not-authorized")
+        match known {
+            Some(()) => result(id).build(),
+            None => iq_error(id, 401, "not-authorized"),
         }
     }
 
     fn answer_pre_key_count(&mut self, id: &str) -> Node {
-        let count = self.jid.as_ref().and_then(|jid| {
-            self.sim.read_state(|s| {
-                s.phones
-                    .get(jid.user.as_str())
-                    .and_then(|phone| phone.linked.get(&jid.device))
-                    .map(|d| d.pre_keys)
-            })
-        });
-        match count {
+        match self.with_own_device(|_, _, d| d.pre_keys) {
             Some(count) => result(id)
                 .children([NodeBuilder::new("count")
                     .attr("value", count.to_string())
@@ -636,6 +711,42 @@ impl Session {
                 .build(),
             None => iq_error(id, 401, "not-authorized"),
         }
+    }
+
+    /// The bundle the device uploaded; 404 when it never uploaded one,
+    /// which is WhatsApp's cue for the client to upload it.
+    fn answer_digest(&mut self, id: &str) -> Node {
+        match self.with_own_device(|_, _, d| d.key_bundle.clone()) {
+            None => iq_error(id, 401, "not-authorized"),
+            Some(bundle) if bundle == KeyBundle::default() => iq_error(id, 404, "item-not-found"),
+            Some(bundle) => result(id).children([bundle.digest()]).build(),
+        }
+    }
+
+    fn answer_rotate(&mut self, id: &str, rotate: Option<&Node>) -> Node {
+        let rotated =
+            rotate.and_then(|rotate| self.with_own_device(|_, _, d| d.key_bundle.rotate(rotate)));
+        match rotated {
+            Some(true) => result(id).build(),
+            Some(false) => iq_error(id, 400, "bad-request"),
+            None => iq_error(id, 401, "not-authorized"),
+        }
+    }
+
+    /// Runs `f` on the logged-in device's record (with the event log);
+    /// `None` when the connection is not logged in or the device is gone.
+    fn with_own_device<T>(
+        &self,
+        f: impl FnOnce(&mut Vec<SimEvent>, &Jid, &mut LinkedDevice) -> T,
+    ) -> Option<T> {
+        let jid = self.jid.as_ref()?;
+        self.sim.with_state(|s| {
+            let device = s
+                .phones
+                .get_mut(jid.user.as_str())
+                .and_then(|phone| phone.linked.get_mut(&jid.device))?;
+            Some(f(&mut s.events, jid, device))
+        })
     }
 
     fn answer_logout(&mut self, id: &str) -> Option<Node> {
@@ -866,4 +977,24 @@ fn random_token(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     rand::fill(&mut buf[..]);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_connection_header_names_what_it_refuses() {
+        assert!(check_connection_header(WA_CONN_HEADER).is_ok());
+        let older_dictionary = [b'W', b'A', WA_CONN_HEADER[2], 2];
+        let refusal = check_connection_header(older_dictionary).unwrap_err();
+        assert!(
+            refusal.to_string().contains("dictionary version 2"),
+            "{refusal}"
+        );
+        let other_protocol = [b'W', b'A', 5, WA_CONN_HEADER[3]];
+        assert!(check_connection_header(other_protocol).is_err());
+        assert!(check_connection_header(*b"GET ").is_err());
+    }
 }

@@ -15,6 +15,7 @@ use wacore::libsignal::protocol::KeyPair;
 use wacore_binary::builder::NodeBuilder;
 use wacore_binary::{Jid, Node};
 
+use crate::cert_chain::CertRoot;
 use crate::error::{PhoneError, WaitTimeout};
 use crate::noise::{HandshakeKind, ServerIdentity};
 use crate::phone_crypto;
@@ -129,6 +130,9 @@ pub struct LinkedDevice {
     pub pre_keys: u32,
     #[serde(skip)]
     pub(crate) noise_key: [u8; 32],
+    /// What the device registered, for `encrypt`/`digest`.
+    #[serde(skip)]
+    pub(crate) key_bundle: crate::routine_iqs::KeyBundle,
 }
 
 fn as_string<S: serde::Serializer>(jid: &Jid, s: S) -> Result<S::Ok, S::Error> {
@@ -167,6 +171,15 @@ pub enum SimEvent {
     Unlinked { jid: String, by: &'static str },
     /// The server answered `remove-companion-device` without unlinking.
     LogoutNotHonoured { jid: String, reply: LogoutReply },
+    /// A connection failed before or outside the protocol's own endings:
+    /// a refused connection header, a handshake that did not complete, a
+    /// frame that did not decrypt or decode. `stage` is `header`,
+    /// `handshake` or `transport`; `reason` never holds key material.
+    SessionFailed {
+        session: u64,
+        stage: &'static str,
+        reason: String,
+    },
     /// A connection ended.
     SessionClosed { session: u64, jid: Option<String> },
 }
@@ -236,6 +249,8 @@ pub(crate) struct Faults {
 }
 
 pub(crate) struct SimState {
+    /// Signs every server key's certificate chain; never rotates.
+    pub(crate) cert_root: CertRoot,
     pub(crate) identity: ServerIdentity,
     pub(crate) phones: HashMap<String, PhoneRecord>,
     pub(crate) sessions: HashMap<u64, SessionEntry>,
@@ -266,11 +281,13 @@ impl Default for Simulator {
 impl Simulator {
     pub fn new(config: SimConfig) -> Self {
         let (changed, _) = watch::channel(0);
+        let cert_root = CertRoot::generate();
         Self {
             inner: Arc::new(Inner {
                 config,
                 state: Mutex::new(SimState {
-                    identity: ServerIdentity::generate(),
+                    identity: ServerIdentity::generate(&cert_root),
+                    cert_root,
                     phones: HashMap::new(),
                     sessions: HashMap::new(),
                     faults: Faults::default(),
@@ -280,6 +297,13 @@ impl Simulator {
                 next_id: AtomicU64::new(1),
             }),
         }
+    }
+
+    /// The root key of the server's Noise certificate chain (Curve25519,
+    /// 32 bytes): what a client that verifies the chain must trust instead
+    /// of WhatsApp's root.
+    pub fn cert_root_key(&self) -> [u8; 32] {
+        self.read_state(|s| s.cert_root.public_key())
     }
 
     pub fn config(&self) -> &SimConfig {
@@ -528,7 +552,7 @@ impl Simulator {
     /// Replaces the server's Noise static key. Clients that cached the old
     /// one try IK, fail, and complete the XX-fallback handshake.
     pub fn rotate_server_key(&self) {
-        self.with_state(|s| s.identity = ServerIdentity::generate());
+        self.with_state(|s| s.identity = ServerIdentity::generate(&s.cert_root));
     }
 
     /// Clears every injected fault (latency, bans, 405, 503, logout reply).
@@ -630,9 +654,23 @@ impl Simulator {
     }
 }
 
+/// `<stream:error><conflict type=kind/></stream:error>`: "replaced" carries
+/// no code (clients read that as 440, another login took over).
 pub(crate) fn stream_error_conflict(kind: &str) -> wacore_binary::Node {
     NodeBuilder::new("stream:error")
         .children([NodeBuilder::new("conflict").attr("type", kind).build()])
+        .build()
+}
+
+/// What WhatsApp sends a device the phone unlinked: the code 401 is what
+/// tells clients it is logged out (Baileys and whatsmeow read the code; a
+/// code-less conflict is taken as "replaced").
+pub(crate) fn stream_error_device_removed() -> wacore_binary::Node {
+    NodeBuilder::new("stream:error")
+        .attr("code", "401")
+        .children([NodeBuilder::new("conflict")
+            .attr("type", "device_removed")
+            .build()])
         .build()
 }
 
@@ -651,9 +689,21 @@ struct ScannedQr {
     adv_secret: [u8; 32],
 }
 
+/// The link form of a QR code (what Baileys and WhatsApp Web show): the
+/// phone's camera opens it as a deep link to the linked-devices screen.
+const QR_LINK_PREFIX: &str = "https://wa.me/settings/linked_devices#";
+
+/// `ref,noise,identity,adv[,platform]`, bare or after [`QR_LINK_PREFIX`].
+/// The fifth field is the companion's platform id (a number); the phone
+/// only shows it, so it is checked for form and not kept.
 fn parse_qr(qr: &str) -> Result<ScannedQr, PhoneError> {
-    let fields: Vec<&str> = qr.trim().split(',').collect();
-    if fields.len() < 4 || fields.iter().take(4).any(|f| f.is_empty()) {
+    let qr = qr.trim();
+    let qr = qr.strip_prefix(QR_LINK_PREFIX).unwrap_or(qr);
+    let fields: Vec<&str> = qr.split(',').collect();
+    if !(4..=5).contains(&fields.len()) || fields.iter().any(|f| f.is_empty()) {
+        return Err(PhoneError::MalformedQr);
+    }
+    if fields.len() == 5 && !fields[4].bytes().all(|b| b.is_ascii_digit()) {
         return Err(PhoneError::MalformedQr);
     }
     let key = |field: &str| -> Result<[u8; 32], PhoneError> {
@@ -854,7 +904,7 @@ impl Phone {
     }
 
     /// Unlinks `jid` from the phone. A live connection of that device is
-    /// ended with `<conflict type="device_removed"/>`; later logins with its
+    /// ended with `<stream:error code="401"><conflict type="device_removed"/>`; later logins with its
     /// credentials get `<failure reason="401"/>`.
     pub fn remove_device(&self, jid: &Jid) -> Result<(), PhoneError> {
         self.sim.with_state(|s| {
@@ -873,9 +923,7 @@ impl Phone {
                 if matches!(&entry.role, SessionRole::LoggedIn { jid: j } if j == jid) {
                     let _ = entry
                         .commands
-                        .send(SessionCommand::End(Some(stream_error_conflict(
-                            "device_removed",
-                        ))));
+                        .send(SessionCommand::End(Some(stream_error_device_removed())));
                 }
             }
             s.events.push(SimEvent::Unlinked {
@@ -971,6 +1019,7 @@ impl Phone {
                 linked_with: ticket.with,
                 pre_keys: 0,
                 noise_key: ticket.noise_key,
+                key_bundle: Default::default(),
             },
             companion_identity: ticket.companion_identity,
             phone_identity_public: identity.public_key.public_key_bytes().to_vec(),
@@ -1054,4 +1103,57 @@ pub(crate) fn unix_now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn qr_fields() -> String {
+        let key = BASE64.encode([1u8; 32]);
+        format!("2@ref,{key},{key},{key}")
+    }
+
+    #[test]
+    fn the_phone_reads_the_bare_and_the_link_form_of_a_qr_code() {
+        let bare = qr_fields();
+        for qr in [
+            bare.clone(),
+            format!("{bare},1"),
+            format!("{QR_LINK_PREFIX}{bare},1"),
+        ] {
+            assert_eq!(parse_qr(&qr).unwrap().reference, "2@ref", "{qr}");
+        }
+        for qr in [
+            format!("{bare},chrome"),
+            format!("{bare},1,extra"),
+            format!("{bare},"),
+            "https://example.com/#2@ref".to_string(),
+        ] {
+            assert!(parse_qr(&qr).is_err(), "{qr}");
+        }
+    }
+
+    #[test]
+    fn a_removed_device_is_told_it_is_logged_out_with_code_401() {
+        let node = stream_error_device_removed();
+        assert_eq!(node.tag, "stream:error");
+        assert_eq!(
+            node.attrs
+                .get("code")
+                .map(|c| c.as_str().to_string())
+                .as_deref(),
+            Some("401")
+        );
+        let conflict = node.get_optional_child("conflict").unwrap();
+        assert_eq!(
+            conflict
+                .attrs
+                .get("type")
+                .map(|t| t.as_str().to_string())
+                .as_deref(),
+            Some("device_removed")
+        );
+    }
 }

@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod app_database;
+mod at_latency;
 mod crash;
 mod faults;
 mod keyring_store;
