@@ -7,8 +7,9 @@
 use ts_rs::{Config, TS};
 
 use wa_device_core::{
-    Device, DeviceState, ErrorCode, HistoryAction, HistoryEntry, LoginPhase, LogoutOutcome,
-    Outcome, PairingCode, PendingRevocation, QrCode, RevocationTry, ServiceError, StateReason,
+    Device, DeviceList, DeviceState, ErrorCode, HistoryAction, HistoryEntry, LoginPhase,
+    LogoutOutcome, Outcome, PairingCode, PendingRevocation, QrCode, RevocationTry, ServiceError,
+    StateReason,
 };
 
 use crate::api_setting::{ApiSettingsUpdate, ApiStatus};
@@ -26,6 +27,7 @@ pub fn render() -> String {
     let declarations = [
         AppInfo::decl(&cfg),
         Device::decl(&cfg),
+        DeviceList::decl(&cfg),
         DeviceState::decl(&cfg),
         StateReason::decl(&cfg),
         LoginPhase::decl(&cfg),

@@ -11,7 +11,7 @@ use tauri::ipc::Invoke;
 
 use crate::api_setting::{ApiSetting, ApiSettingsUpdate, ApiStatus};
 use wa_device_core::{
-    Actor, Device, DeviceService, HistoryEntry, LogoutOutcome, NewDevice, PRODUCT_NAME,
+    Actor, Device, DeviceList, DeviceService, HistoryEntry, LogoutOutcome, NewDevice, PRODUCT_NAME,
     PairingCode, PendingRevocation, QrCode, RevocationTry, ServiceError,
 };
 
@@ -46,10 +46,10 @@ pub fn app_info(state: Shell<'_>) -> AppInfo {
     }
 }
 
-/// Every device, in the order the registry keeps them.
+/// Every device, ordered by id, with the revision the list is current as of.
 #[tauri::command]
-pub fn list_devices(state: Shell<'_>) -> Result<Vec<Device>, ServiceError> {
-    state.service.list()
+pub fn list_devices(state: Shell<'_>) -> Result<DeviceList, ServiceError> {
+    state.service.device_list()
 }
 
 #[tauri::command]

@@ -36,6 +36,9 @@ event_names! {
 #[derive(Debug, Clone, Serialize, ts_rs::TS)]
 pub struct DeviceRemovedEvent {
     pub device_id: String,
+    /// Above the revision of every snapshot of the removed device: a listed
+    /// snapshot of it that is older stays out of the window.
+    pub revision: u64,
 }
 
 /// Payload of [`NOTICE`]: something WhatsApp did on its own.
@@ -75,10 +78,14 @@ fn emit(app: &AppHandle, event: ServiceEvent) {
     // An emit fails only when the window is gone; the next event tries again.
     let _ = match event {
         ServiceEvent::DeviceChanged { device } => app.emit(DEVICE_CHANGED, device),
-        ServiceEvent::DeviceRemoved { device_id } => app.emit(
+        ServiceEvent::DeviceRemoved {
+            device_id,
+            revision,
+        } => app.emit(
             DEVICE_REMOVED,
             DeviceRemovedEvent {
                 device_id: device_id.to_string(),
+                revision,
             },
         ),
         ServiceEvent::QrCode(qr) => app.emit(QR_CODE, qr),

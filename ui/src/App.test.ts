@@ -1,7 +1,7 @@
 import { fireEvent, render, screen, waitFor, within } from "@testing-library/svelte";
 import { describe, expect, it } from "vitest";
 import AppHarness from "./test/AppHarness.svelte";
-import { device, fakeBackend, unlinked } from "./test/fakeBackend";
+import { device, fakeBackend, nextRevision, unlinked } from "./test/fakeBackend";
 
 describe("App shell", () => {
   it("shows the product name and the empty state", async () => {
@@ -127,7 +127,7 @@ describe("App shell", () => {
     expect(await screen.findByRole("status")).toHaveTextContent(
       "Support desk: Removed from the phone. The device was removed in the phone's Linked devices",
     );
-    backend.emit.deviceRemoved({ device_id: "support-1" });
+    backend.emit.deviceRemoved({ device_id: "support-1", revision: nextRevision() });
     expect(await screen.findByText("No devices yet")).toBeInTheDocument();
   });
 

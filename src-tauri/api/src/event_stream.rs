@@ -80,7 +80,7 @@ impl StreamEvent {
             ServiceEvent::DeviceChanged { device } => StreamEvent::DeviceChanged {
                 device: device.into(),
             },
-            ServiceEvent::DeviceRemoved { device_id } => StreamEvent::DeviceRemoved {
+            ServiceEvent::DeviceRemoved { device_id, .. } => StreamEvent::DeviceRemoved {
                 device_id: device_id.to_string(),
             },
             ServiceEvent::Notice {

@@ -266,7 +266,7 @@ async fn track_qr_codes(mut events: broadcast::Receiver<ServiceEvent>, state: Ap
             Ok(ServiceEvent::DeviceChanged { device }) if device.state != DeviceState::Pairing => {
                 state.forget_qr(&device.id)
             }
-            Ok(ServiceEvent::DeviceRemoved { device_id }) => state.forget_qr(&device_id),
+            Ok(ServiceEvent::DeviceRemoved { device_id, .. }) => state.forget_qr(&device_id),
             Ok(_) => {}
             // Missed events: the SVG route still checks expiry, and the next
             // code or state change corrects the map.

@@ -6,12 +6,13 @@
 
 use crate::error::{Result, ServiceError};
 use crate::model::{
-    Actor, Device, DeviceId, DeviceState, HistoryAction, HistoryEntry, LoginPhase, Outcome,
-    PendingRevocation, StateReason,
+    Actor, Device, DeviceId, DeviceList, DeviceState, HistoryAction, HistoryEntry, LoginPhase,
+    Outcome, PendingRevocation, StateReason,
 };
 use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 /// The schema, one entry per version; `PRAGMA user_version` is the number of
@@ -66,6 +67,10 @@ CREATE TABLE pending_revocations (
     last_error      TEXT
 ) STRICT;
 "#,
+    r#"
+-- Which save of the device the row is (see `Device::revision`).
+ALTER TABLE devices ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// A logout or delete recorded as started and not yet finished.
@@ -79,6 +84,10 @@ pub struct PendingWipe {
 
 pub struct AppDatabase {
     conn: Mutex<Connection>,
+    /// The highest revision given out (see [`Device::revision`]). Rows get
+    /// theirs while the connection is locked, so a list read sees, for every
+    /// device, a revision below that of any later save of it.
+    last_revision: AtomicU64,
 }
 
 fn to_millis(t: DateTime<Utc>) -> i64 {
@@ -129,6 +138,7 @@ fn device_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Device> {
         last_connected_at: row
             .get::<_, Option<i64>>("last_connected_at")?
             .map(from_millis),
+        revision: u64::try_from(row.get::<_, i64>("revision")?).unwrap_or(0),
     })
 }
 
@@ -152,6 +162,7 @@ fn with_device_params<T>(
         ":has_credentials": device.has_credentials,
         ":created_at": to_millis(device.created_at),
         ":last_connected_at": device.last_connected_at.map(to_millis),
+        ":revision": i64::try_from(device.revision).unwrap_or(i64::MAX),
     })
 }
 
@@ -192,8 +203,16 @@ impl AppDatabase {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         let db = AppDatabase {
             conn: Mutex::new(conn),
+            last_revision: AtomicU64::new(0),
         };
         db.migrate()?;
+        let last: i64 =
+            db.lock()
+                .query_row("SELECT COALESCE(MAX(revision), 0) FROM devices", [], |r| {
+                    r.get(0)
+                })?;
+        db.last_revision
+            .store(u64::try_from(last).unwrap_or(0), Ordering::SeqCst);
         Ok(db)
     }
 
@@ -241,17 +260,25 @@ impl AppDatabase {
             .pragma_query_value(None, "user_version", |r| r.get(0))?)
     }
 
-    /// Inserts a new device; `already_exists` if the id is taken.
-    pub fn insert_device(&self, device: &Device) -> Result<()> {
+    /// A revision above every one given out so far (see
+    /// [`Device::revision`]); also what a removal is stamped with.
+    pub fn next_revision(&self) -> u64 {
+        self.last_revision.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// Inserts a new device, stamped with the next revision; `already_exists`
+    /// if the id is taken.
+    pub fn insert_device(&self, device: &mut Device) -> Result<()> {
         let conn = self.lock();
+        device.revision = self.next_revision();
         let inserted = with_device_params(device, |params| {
             conn.execute(
                 "INSERT INTO devices (id, label, phone_number, display_name, jid, state,
                     state_reason, next_retry_at, ban_expires_at, has_credentials, created_at,
-                    last_connected_at)
+                    last_connected_at, revision)
                  VALUES (:id, :label, :phone_number, :display_name, :jid, :state, :state_reason,
                     :next_retry_at, :ban_expires_at, :has_credentials, :created_at,
-                    :last_connected_at)
+                    :last_connected_at, :revision)
                  ON CONFLICT (id) DO NOTHING",
                 params,
             )
@@ -265,9 +292,11 @@ impl AppDatabase {
         Ok(())
     }
 
-    /// Writes every field of an existing device; `not_found` if it is gone.
-    pub fn update_device(&self, device: &Device) -> Result<()> {
+    /// Writes every field of an existing device, stamped with the next
+    /// revision; `not_found` if it is gone.
+    pub fn update_device(&self, device: &mut Device) -> Result<()> {
         let conn = self.lock();
+        device.revision = self.next_revision();
         // `created_at` is written back as read: it never changes.
         // Cached: every state change of every device runs it (a thousand
         // times in a start-up restore of a thousand devices).
@@ -277,7 +306,8 @@ impl AppDatabase {
                     display_name = :display_name, jid = :jid, state = :state,
                     state_reason = :state_reason, next_retry_at = :next_retry_at,
                     ban_expires_at = :ban_expires_at, has_credentials = :has_credentials,
-                    created_at = :created_at, last_connected_at = :last_connected_at
+                    created_at = :created_at, last_connected_at = :last_connected_at,
+                    revision = :revision
                  WHERE id = :id",
             )?
             .execute(params)
@@ -296,7 +326,6 @@ impl AppDatabase {
             .optional()?)
     }
 
-    /// All devices, ordered by id.
     /// Whether the database knows any device.
     pub fn has_devices(&self) -> Result<bool> {
         Ok(self
@@ -304,11 +333,20 @@ impl AppDatabase {
             .query_row("SELECT EXISTS(SELECT 1 FROM devices)", [], |r| r.get(0))?)
     }
 
+    /// All devices, ordered by id.
     pub fn devices(&self) -> Result<Vec<Device>> {
+        Ok(self.device_list()?.devices)
+    }
+
+    /// All devices with the revision they are current as of: read in one
+    /// hold of the connection, in which no save can take a revision.
+    pub fn device_list(&self) -> Result<DeviceList> {
         let conn = self.lock();
-        let mut stmt = conn.prepare("SELECT * FROM devices ORDER BY id")?;
+        let revision = self.last_revision.load(Ordering::SeqCst);
+        let mut stmt = conn.prepare_cached("SELECT * FROM devices ORDER BY id")?;
         let rows = stmt.query_map([], device_from_row)?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        let devices = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(DeviceList { revision, devices })
     }
 
     /// Removes a device row (its history stays: it is the audit trail).

@@ -27,8 +27,9 @@ pub mod session;
 
 pub use error::{ErrorCode, Result, ServiceError};
 pub use model::{
-    Actor, Device, DeviceId, DeviceState, HistoryAction, HistoryEntry, LoginPhase, LogoutOutcome,
-    NewDevice, Outcome, PairingCode, PendingRevocation, QrCode, ServiceEvent, StateReason,
+    Actor, Device, DeviceId, DeviceList, DeviceState, HistoryAction, HistoryEntry, LoginPhase,
+    LogoutOutcome, NewDevice, Outcome, PairingCode, PendingRevocation, QrCode, ServiceEvent,
+    StateReason,
 };
 pub use secrets::{KeyringSecretStore, MemorySecretStore, SecretStore};
 pub use service::{

@@ -54,6 +54,7 @@ impl Device {
             has_credentials: false,
             created_at: at,
             last_connected_at: None,
+            revision: 0,
         }
     }
 

@@ -299,6 +299,22 @@ pub struct Device {
     pub has_credentials: bool,
     pub created_at: DateTime<Utc>,
     pub last_connected_at: Option<DateTime<Utc>>,
+    /// Which save of the device this snapshot is: every save (and every
+    /// removal) in the data folder takes a higher number than all before
+    /// it, so of two snapshots of one device the higher revision is the
+    /// newer. The window keeps the newer of a listed and an announced
+    /// snapshot by it.
+    pub revision: u64,
+}
+
+/// Every device at one moment: each save with a revision up to `revision`
+/// is in it, none after (see [`Device::revision`]). A device the window
+/// knows at a revision up to `revision` that is not listed was removed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+pub struct DeviceList {
+    pub revision: u64,
+    /// Ordered by id.
+    pub devices: Vec<Device>,
 }
 
 /// Who performed an action recorded in the history.
@@ -509,8 +525,9 @@ pub struct PairingCode {
 pub enum ServiceEvent {
     /// A device was created or changed: its full new snapshot.
     DeviceChanged { device: Device },
-    /// A device was deleted.
-    DeviceRemoved { device_id: DeviceId },
+    /// A device was deleted; `revision` is above that of every snapshot of
+    /// it (see [`Device::revision`]).
+    DeviceRemoved { device_id: DeviceId, revision: u64 },
     /// A new QR code for a pending QR login.
     QrCode(QrCode),
     /// The pairing code of a pending code login.

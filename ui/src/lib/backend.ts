@@ -9,6 +9,7 @@ import type {
   ApiStatus,
   AppInfo,
   Device,
+  DeviceList,
   DeviceRemovedEvent,
   HistoryEntry,
   LogoutOutcome,
@@ -43,7 +44,8 @@ export interface BackendEvents {
 
 export interface Backend {
   appInfo(): Promise<AppInfo>;
-  listDevices(): Promise<Device[]>;
+  /** Every device, with the revision the list is current as of. */
+  listDevices(): Promise<DeviceList>;
   getDevice(id: string): Promise<Device>;
   createDevice(id: string | null, label: string): Promise<Device>;
   renameDevice(id: string, label: string): Promise<Device>;
@@ -111,7 +113,7 @@ async function subscribe(handlers: BackendEvents): Promise<() => void> {
 
 export const tauriBackend: Backend = {
   appInfo: () => call<AppInfo>("app_info"),
-  listDevices: () => call<Device[]>("list_devices"),
+  listDevices: () => call<DeviceList>("list_devices"),
   getDevice: (id) => call<Device>("get_device", { id }),
   createDevice: (id, label) => call<Device>("create_device", { id, label }),
   renameDevice: (id, label) => call<Device>("rename_device", { id, label }),

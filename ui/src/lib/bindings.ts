@@ -38,7 +38,21 @@ ban_expires_at: string | null,
  * Whether long-term credentials exist for this device (keyring entry and
  * session store). `false` exactly in `disconnected` and `pairing`.
  */
-has_credentials: boolean, created_at: string, last_connected_at: string | null, };
+has_credentials: boolean, created_at: string, last_connected_at: string | null, 
+/**
+ * Which save of the device this snapshot is: every save (and every
+ * removal) in the data folder takes a higher number than all before
+ * it, so of two snapshots of one device the higher revision is the
+ * newer. The window keeps the newer of a listed and an announced
+ * snapshot by it.
+ */
+revision: number, };
+
+export type DeviceList = { revision: number, 
+/**
+ * Ordered by id.
+ */
+devices: Array<Device>, };
 
 export type DeviceState = "disconnected" | "pairing" | "connecting" | "logged_in" | "offline";
 
@@ -123,7 +137,12 @@ export type RevocationRemovedEvent = { jid: string,
  */
 completed: boolean, };
 
-export type DeviceRemovedEvent = { device_id: string, };
+export type DeviceRemovedEvent = { device_id: string, 
+/**
+ * Above the revision of every snapshot of the removed device: a listed
+ * snapshot of it that is older stays out of the window.
+ */
+revision: number, };
 
 export type NoticeEvent = { device_id: string, reason: StateReason, message: string, };
 

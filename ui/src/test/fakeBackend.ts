@@ -3,6 +3,14 @@
 import { vi } from "vitest";
 import type { Backend, BackendEvents, Device, PendingRevocation } from "../lib/backend";
 
+// Like the backend's: every snapshot made later is newer.
+let lastRevision = 0;
+
+/** A revision above every one given out so far. */
+export function nextRevision(): number {
+  return ++lastRevision;
+}
+
 export function device(overrides: Partial<Device> = {}): Device {
   return {
     id: "support-1",
@@ -18,6 +26,7 @@ export function device(overrides: Partial<Device> = {}): Device {
     has_credentials: true,
     created_at: "2026-11-01T10:00:00Z",
     last_connected_at: "2026-11-24T09:00:00Z",
+    revision: nextRevision(),
     ...overrides,
   };
 }
@@ -71,7 +80,7 @@ export function fakeBackend(
         dataDir: "/tmp/data",
         warnings: [],
       }),
-    listDevices: () => Promise.resolve(devices),
+    listDevices: () => Promise.resolve({ revision: nextRevision(), devices }),
     getDevice: (id) => Promise.resolve(devices.find((d) => d.id === id) as Device),
     createDevice: (id, label) =>
       Promise.resolve(unlinked({ id: id ?? "device-000000000001", label })),

@@ -104,7 +104,7 @@ impl ServiceCore {
             rt.take_session().stop().await;
             self.wipe_local(&device.id).await?;
             device.unlinked(StateReason::CredentialsLost);
-            self.save_and_emit(&device)?;
+            self.save_and_emit(&mut device)?;
             return Err(ServiceError::new(
                 ErrorCode::NoCredentials,
                 format!(
@@ -139,7 +139,7 @@ impl ServiceCore {
         self.start_session(&device.id, rt, SessionPurpose::Connect, secret, Some(store))
             .await?;
         device.connecting(reason, None);
-        self.save_and_emit(&device)?;
+        self.save_and_emit(&mut device)?;
         Ok(device)
     }
 
@@ -158,7 +158,7 @@ impl ServiceCore {
             device.id
         );
         device.offline(StateReason::SessionDamaged, None);
-        if let Err(err) = self.save_and_emit(&device) {
+        if let Err(err) = self.save_and_emit(&mut device) {
             return err;
         }
         self.record(
@@ -224,7 +224,7 @@ impl ServiceCore {
             StateReason::ConnectionLost,
             Some(now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::zero())),
         );
-        self.save_and_emit(&device)
+        self.save_and_emit(&mut device)
     }
 
     /// Schedules a connection attempt after `delay`, replacing (cancelling)

@@ -179,7 +179,7 @@ impl DeviceService {
         // from here on leaves a `pairing` device, whose half-made keyring
         // entry and store the next start wipes (see `recover`).
         device.begin_pairing(reason);
-        if let Err(err) = self.inner.save_and_emit(&device) {
+        if let Err(err) = self.inner.save_and_emit(&mut device) {
             self.inner
                 .record(id, action, actor, Outcome::Failed, err.message.clone());
             return Err(err);
@@ -196,7 +196,7 @@ impl DeviceService {
             // Starting may have created the store and the keyring entry.
             let _ = self.inner.wipe_local(id).await;
             device.unlinked(StateReason::PairingFailed);
-            let _ = self.inner.save_and_emit(&device);
+            let _ = self.inner.save_and_emit(&mut device);
             self.inner
                 .record(id, action, actor, Outcome::Failed, err.message.clone());
             return Err(err);
@@ -276,7 +276,7 @@ impl ServiceCore {
         }
         self.wipe_local(&device.id).await?;
         device.unlinked(reason);
-        self.save_and_emit(&device)?;
+        self.save_and_emit(&mut device)?;
         Ok(device)
     }
 
@@ -326,7 +326,7 @@ impl ServiceCore {
         outcome?;
         let mut device = self.device(&id)?;
         device.unlinked(reason);
-        self.save_and_emit(&device)?;
+        self.save_and_emit(&mut device)?;
         Ok(device)
     }
 }

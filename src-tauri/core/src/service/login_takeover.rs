@@ -118,7 +118,7 @@ impl DeviceService {
             return Ok(None);
         };
         device.begin_pairing(StateReason::CodeLoginRequested);
-        self.inner.save_and_emit(&device)?;
+        self.inner.save_and_emit(&mut device)?;
         rt.pairing_code = tx.take();
         Ok(Some(session))
     }

@@ -77,10 +77,12 @@ impl DeviceService {
             });
         if outcome.is_ok() {
             self.inner.locks.retire(&id, &mut rt);
-            let _ = self
-                .inner
-                .events
-                .send(ServiceEvent::DeviceRemoved { device_id: id });
+            // Stamped after the row went: above every snapshot of it.
+            let revision = self.inner.db.next_revision();
+            let _ = self.inner.events.send(ServiceEvent::DeviceRemoved {
+                device_id: id,
+                revision,
+            });
         }
         outcome
     }
@@ -131,7 +133,7 @@ impl DeviceService {
             // login started.
             if let Some(jid) = self.inner.linked_jid_in_store(&device.id) {
                 device.paired(LinkedIdentity::of_account(&jid));
-                self.inner.save_and_emit(&device)?;
+                self.inner.save_and_emit(&mut device)?;
                 self.inner.record(
                     &device.id,
                     HistoryAction::Paired,
@@ -141,7 +143,7 @@ impl DeviceService {
                 );
             } else if self.inner.wipe_local(&device.id).await.is_ok() {
                 device.unlinked(StateReason::LoginCancelled);
-                self.inner.save_and_emit(&device)?;
+                self.inner.save_and_emit(&mut device)?;
             }
         }
         Ok(())
@@ -372,7 +374,7 @@ impl ServiceCore {
         self.report_wipe_step(id, WipeStep::SecretsDeleted);
         if let Some(mut device) = self.db.device(id)? {
             device.unlinked(reason);
-            self.save_and_emit(&device)?;
+            self.save_and_emit(&mut device)?;
         }
         self.report_wipe_step(id, WipeStep::DeviceReset);
         self.layout.remove_session_files(id)?;

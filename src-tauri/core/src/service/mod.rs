@@ -53,8 +53,8 @@ use crate::app_db::{AppDatabase, history_to_csv, now};
 use crate::error::{Result, ServiceError};
 use crate::files::{DataLayout, create_private_dir};
 use crate::model::{
-    Actor, Device, DeviceId, HistoryAction, HistoryEntry, NewDevice, Outcome, ServiceEvent,
-    StateReason, normalize_label,
+    Actor, Device, DeviceId, DeviceList, HistoryAction, HistoryEntry, NewDevice, Outcome,
+    ServiceEvent, StateReason, normalize_label,
 };
 use crate::secrets::KeyringPrefetch;
 use crate::secrets::{KeyringNames, SecretStore};
@@ -194,8 +194,8 @@ impl DeviceService {
             },
         };
         let _guard = self.inner.lock(&id).await;
-        let device = Device::created(id.clone(), label, now());
-        self.inner.db.insert_device(&device)?;
+        let mut device = Device::created(id.clone(), label, now());
+        self.inner.db.insert_device(&mut device)?;
         self.inner.record(
             &id,
             HistoryAction::Create,
@@ -212,6 +212,12 @@ impl DeviceService {
         self.inner.db.devices()
     }
 
+    /// All devices, ordered by id, with the revision they are current as of
+    /// (for a window that also follows the events).
+    pub fn device_list(&self) -> Result<DeviceList> {
+        self.inner.db.device_list()
+    }
+
     pub fn get(&self, id: &str) -> Result<Device> {
         let id = DeviceId::parse(id)?;
         self.inner.device(&id)
@@ -223,7 +229,7 @@ impl DeviceService {
         let _guard = self.inner.lock(&id).await;
         let mut device = self.inner.device(&id)?;
         let old = std::mem::replace(&mut device.label, label);
-        self.inner.db.update_device(&device)?;
+        self.inner.db.update_device(&mut device)?;
         self.inner.record(
             &id,
             HistoryAction::Rename,
@@ -295,7 +301,9 @@ impl ServiceCore {
         });
     }
 
-    fn save_and_emit(&self, device: &Device) -> Result<()> {
+    /// Saves the device (stamping its new revision into `device`) and
+    /// announces it.
+    fn save_and_emit(&self, device: &mut Device) -> Result<()> {
         self.db.update_device(device)?;
         self.emit_device(device);
         Ok(())

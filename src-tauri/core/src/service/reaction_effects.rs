@@ -124,11 +124,11 @@ impl ServiceCore {
                 rt.connect_permit = None;
                 rt.connected_since = Some(std::time::Instant::now());
                 device.logged_in(at, identity);
-                self.save_and_emit(&device)?;
+                self.save_and_emit(&mut device)?;
             }
             Reaction::Renamed { display_name } => {
                 device.renamed_by_account(display_name);
-                self.save_and_emit(&device)?;
+                self.save_and_emit(&mut device)?;
             }
             Reaction::Wipe {
                 reason,
@@ -156,7 +156,7 @@ impl ServiceCore {
             } => {
                 rt.take_session().stop().await;
                 device.offline(reason, ban_expires_at);
-                self.save_and_emit(&device)?;
+                self.save_and_emit(&mut device)?;
                 self.record_entry(&id, record);
                 self.notice(&id, reason, notice);
             }

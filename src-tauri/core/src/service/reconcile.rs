@@ -216,7 +216,7 @@ impl ServiceCore {
                 "the app database did not know this device; its keys are in the keyring but no session file tells its JID, so its link cannot be ended from here (delete it to remove the keys)".to_owned()
             }
         };
-        self.db.insert_device(&device)?;
+        self.db.insert_device(&mut device)?;
         self.record(
             id,
             HistoryAction::RecoveredDevice,

@@ -64,7 +64,7 @@ impl DeviceService {
             // Nothing is connected yet, whatever the state was at exit: say
             // so before `open` returns, not once the attempt runs.
             device.connecting(StateReason::Restoring, None);
-            self.inner.save_and_emit(&device)?;
+            self.inner.save_and_emit(&mut device)?;
             let mut rt = self.inner.lock(&device.id).await;
             self.inner
                 .schedule_attempt(&mut rt, &device.id, Duration::ZERO);

@@ -20,15 +20,15 @@ fn database_is_private_in_wal_mode_and_survives_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("app.sqlite3");
     let db = AppDatabase::open(&path).unwrap();
-    assert_eq!(db.schema_version().unwrap(), 2);
+    assert_eq!(db.schema_version().unwrap(), 3);
     let mut d = device("phone-1");
-    db.insert_device(&d).unwrap();
+    db.insert_device(&mut d).unwrap();
     d.state = DeviceState::Offline;
     d.state_reason = StateReason::TemporarilyBanned;
     d.ban_expires_at = Some(wa_device_core::app_db::now());
     d.has_credentials = true;
     d.phone_number = Some("4915112345678".into());
-    db.update_device(&d).unwrap();
+    db.update_device(&mut d).unwrap();
 
     // WAL mode shows as the -wal file next to the database.
     assert!(dir.path().join("app.sqlite3-wal").exists());
@@ -42,19 +42,46 @@ fn database_is_private_in_wal_mode_and_survives_reopening() {
     drop(db);
 
     let db = AppDatabase::open(&path).unwrap();
-    assert_eq!(db.schema_version().unwrap(), 2, "migrations run once");
+    assert_eq!(db.schema_version().unwrap(), 3, "migrations run once");
     assert_eq!(db.devices().unwrap(), vec![d.clone()]);
     assert_eq!(db.device(&d.id).unwrap(), Some(d));
+}
+
+#[test]
+fn every_save_takes_a_higher_revision_and_a_reopen_continues_above_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.sqlite3");
+    let db = AppDatabase::open(&path).unwrap();
+    let (mut a, mut b) = (device("a"), device("b"));
+    db.insert_device(&mut a).unwrap();
+    db.insert_device(&mut b).unwrap();
+    let inserted = (a.revision, b.revision);
+    db.update_device(&mut a).unwrap();
+    assert!(0 < inserted.0 && inserted.0 < inserted.1 && inserted.1 < a.revision);
+    // A list reads each device with the revision its last save took.
+    let listed: Vec<u64> = db.devices().unwrap().iter().map(|d| d.revision).collect();
+    assert_eq!(listed, vec![a.revision, b.revision]);
+    let removal = db.next_revision();
+    assert!(removal > a.revision);
+    drop(db);
+
+    let db = AppDatabase::open(&path).unwrap();
+    db.update_device(&mut b).unwrap();
+    assert!(
+        b.revision > a.revision,
+        "a reopened database continues above the saved ones"
+    );
+    assert_eq!(db.device(&b.id).unwrap(), Some(b));
 }
 
 #[test]
 fn duplicate_ids_are_already_exists_and_missing_updates_not_found() {
     let dir = tempfile::tempdir().unwrap();
     let db = AppDatabase::open(&dir.path().join("app.sqlite3")).unwrap();
-    db.insert_device(&device("a")).unwrap();
-    let err = db.insert_device(&device("a")).unwrap_err();
+    db.insert_device(&mut device("a")).unwrap();
+    let err = db.insert_device(&mut device("a")).unwrap_err();
     assert_eq!(err.code, ErrorCode::AlreadyExists);
-    let err = db.update_device(&device("b")).unwrap_err();
+    let err = db.update_device(&mut device("b")).unwrap_err();
     assert_eq!(err.code, ErrorCode::NotFound);
     assert!(db.remove_device(&DeviceId::parse("a").unwrap()).unwrap());
     assert!(!db.remove_device(&DeviceId::parse("a").unwrap()).unwrap());
@@ -64,8 +91,8 @@ fn duplicate_ids_are_already_exists_and_missing_updates_not_found() {
 fn history_is_per_device_in_order_and_outlives_the_device() {
     let dir = tempfile::tempdir().unwrap();
     let db = AppDatabase::open(&dir.path().join("app.sqlite3")).unwrap();
-    let a = device("a");
-    db.insert_device(&a).unwrap();
+    let mut a = device("a");
+    db.insert_device(&mut a).unwrap();
     let entry = |id: &str, action, actor| HistoryEntry {
         at: wa_device_core::app_db::now(),
         device_id: id.into(),

@@ -64,7 +64,7 @@ async fn linked_device(data: &std::path::Path, keyring_service: &str) -> DeviceI
     device.state = DeviceState::Offline;
     device.jid = Some(JID.into());
     device.phone_number = Some("4915112345678".into());
-    db.update_device(&device).unwrap();
+    db.update_device(&mut device).unwrap();
     // Keys in the entry's format: a logout that WhatsApp does not confirm
     // keeps them for a pending revocation.
     let keys = DeviceSecrets {

@@ -57,6 +57,10 @@ async fn devices_are_created_listed_renamed_and_announced() {
         .await
         .unwrap();
     assert_eq!(renamed.label, "Reception");
+    assert!(
+        renamed.revision > a.revision,
+        "a save takes a higher revision"
+    );
     assert_eq!(service.get("front-desk").unwrap(), renamed);
     let ids: Vec<String> = service
         .list()
@@ -223,7 +227,7 @@ async fn logout_of_a_disconnected_device_succeeds_and_changes_nothing() {
 #[tokio::test]
 async fn delete_removes_the_device_but_keeps_its_history() {
     let (_dir, _secrets, service) = offline_service().await;
-    service
+    let created = service
         .create(new_device("d"), Actor::Desktop)
         .await
         .unwrap();
@@ -238,12 +242,22 @@ async fn delete_removes_the_device_but_keeps_its_history() {
         service.delete("d", Actor::Desktop).await.unwrap_err().code,
         ErrorCode::NotFound
     );
-    let mut removed = false;
+    let mut removed = None;
     while let Ok(event) = events.try_recv() {
-        removed |=
-            matches!(event, ServiceEvent::DeviceRemoved { device_id } if device_id.as_str() == "d");
+        if let ServiceEvent::DeviceRemoved {
+            device_id,
+            revision,
+        } = event
+        {
+            assert_eq!(device_id.as_str(), "d");
+            removed = Some(revision);
+        }
     }
-    assert!(removed, "a device_removed event was sent");
+    let removed = removed.expect("a device_removed event was sent");
+    assert!(
+        removed > created.revision,
+        "the removal outranks every snapshot of the device"
+    );
     let history = service.history("d").unwrap();
     let actions: Vec<_> = history.iter().map(|e| e.action).collect();
     assert_eq!(actions, vec![HistoryAction::Create, HistoryAction::Delete]);
@@ -310,7 +324,7 @@ async fn journaled_wipes_are_finished_at_start_up() {
         device.has_credentials = true;
         device.state = DeviceState::LoggedIn;
         device.jid = Some("4915112345678:3@s.whatsapp.net".into());
-        db.update_device(&device).unwrap();
+        db.update_device(&mut device).unwrap();
         secrets.set(&key_name(&data, id), b"{}").unwrap();
         std::fs::write(layout.session_db(id), b"x").unwrap();
         std::fs::write(layout.session_files(id)[1].clone(), b"x").unwrap();
@@ -378,7 +392,7 @@ async fn child_service_without_secret_service() {
     linked.has_credentials = true;
     linked.state = DeviceState::Offline;
     linked.state_reason = StateReason::Replaced;
-    db.update_device(&linked).unwrap();
+    db.update_device(&mut linked).unwrap();
 
     assert_eq!(service.list().unwrap().len(), 2);
     assert_eq!(service.get("linked").unwrap(), linked);
