@@ -63,7 +63,7 @@ async fn the_window_serves_the_rest_api_when_turned_on() {
     ]);
     assert!((200..300).contains(&status), "{status} {body}");
     app.click_button(API_DIALOG, "Close").await;
-    app.wait_for_text(&device_state("from-script"), "Disconnected", STEP_TIMEOUT)
+    app.wait_for_text(&device_state("from-script"), "Not linked yet", STEP_TIMEOUT)
         .await;
 
     // Turned off again, the port closes.

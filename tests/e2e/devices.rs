@@ -102,7 +102,7 @@ async fn add_device(app: &AppSession, id: &str, label: &str, theme: &str, shot: 
     }
     app.click_button(ADD_DIALOG, "Add device").await;
     app.wait_until_gone(ADD_DIALOG, STEP_TIMEOUT).await;
-    app.wait_for_text(&device_state(id), "Disconnected", STEP_TIMEOUT)
+    app.wait_for_text(&device_state(id), "Not linked yet", STEP_TIMEOUT)
         .await;
 }
 

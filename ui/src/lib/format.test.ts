@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { device, unlinked } from "../test/fakeBackend";
 import {
   STATES,
+  deviceStateWords,
   actionWords,
   countdown,
   errorWords,
@@ -43,6 +44,7 @@ describe("reasonWords", () => {
       ban_expires_at: "2026-11-24T14:30:00Z",
     });
     expect(reasonWords(banned)).toMatch(/^Banned until /);
+    expect(reasonWords(banned)).not.toMatch(/Z|UTC|T\d\d:/);
     const retrying = device({
       state: "connecting",
       state_reason: "connection_lost",
@@ -72,5 +74,13 @@ describe("small formats", () => {
     expect(countdown(65)).toBe("1:05");
     expect(secondsLeft("2026-11-24T10:00:10Z", Date.parse("2026-11-24T10:00:00.500Z"))).toBe(10);
     expect(secondsLeft("2026-11-24T10:00:00Z", Date.parse("2026-11-24T10:01:00Z"))).toBe(0);
+  });
+});
+
+describe("deviceStateWords", () => {
+  it("says a device never linked is not linked yet, and a logged-out one is disconnected", () => {
+    expect(deviceStateWords(unlinked({ state_reason: "created" }))).toBe("Not linked yet");
+    expect(deviceStateWords(unlinked({ state_reason: "logged_out" }))).toBe("Disconnected");
+    expect(deviceStateWords(device())).toBe("Logged in");
   });
 });

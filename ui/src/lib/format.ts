@@ -28,6 +28,15 @@ export const stateWords: Record<DeviceState, string> = {
   offline: "Offline",
 };
 
+/** The state on a device's card: a device never linked is "Not linked yet",
+ * not "Disconnected". */
+export function deviceStateWords(device: Device): string {
+  if (device.state === "disconnected" && device.state_reason === "created") {
+    return "Not linked yet";
+  }
+  return stateWords[device.state];
+}
+
 // Built once: a formatter per call costs more than the rest of a card.
 const clockFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
 const dateTimeFormat = new Intl.DateTimeFormat(undefined, {

@@ -11,7 +11,7 @@ use super::login::format_pairing_code;
 use crate::lifecycle::LinkedIdentity;
 use crate::model::{Actor, Device, DeviceState, HistoryAction, Outcome, StateReason};
 use chrono::{DateTime, Utc};
-use wacore::types::events::{ConnectFailureReason, Event};
+use wacore::types::events::{ConnectFailureReason, Event, TempBanReason};
 
 /// What the service does about one event or the end of a session.
 #[derive(Debug, PartialEq)]
@@ -200,10 +200,10 @@ pub(super) fn react(device: &Device, event: &Event, now: DateTime<Utc>) -> React
                 StateReason::TemporarilyBanned,
                 Some(until),
                 HistoryAction::TemporarilyBanned,
+                // No time here: the window shows `ban_expires_at` in local time.
                 format!(
-                    "WhatsApp banned the account temporarily ({:?}) until {}",
-                    ban.code,
-                    until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    "WhatsApp banned the account temporarily because {}",
+                    ban_reason_words(&ban.code)
                 ),
             )
         }
@@ -214,6 +214,22 @@ pub(super) fn react(device: &Device, event: &Event, now: DateTime<Utc>) -> React
             "WhatsApp refuses this client version; update the app".to_owned(),
         ),
         _ => Reaction::Ignored,
+    }
+}
+
+/// Why WhatsApp banned an account, in words (never the variant's name).
+pub(super) fn ban_reason_words(reason: &TempBanReason) -> &'static str {
+    match reason {
+        TempBanReason::SentToTooManyPeople => {
+            "it sent too many messages to people who do not have it in their contacts"
+        }
+        TempBanReason::BlockedByUsers => "too many people blocked it",
+        TempBanReason::CreatedTooManyGroups => {
+            "it created too many groups with people who do not have it in their contacts"
+        }
+        TempBanReason::SentTooManySameMessage => "it sent the same message to too many people",
+        TempBanReason::BroadcastList => "it sent too many messages to a broadcast list",
+        TempBanReason::Unknown(_) => "of a reason WhatsApp did not name",
     }
 }
 
@@ -717,6 +733,25 @@ mod tests {
     }
 
     #[test]
+    fn ban_reasons_are_words_not_variant_names() {
+        for reason in [
+            TempBanReason::SentToTooManyPeople,
+            TempBanReason::BlockedByUsers,
+            TempBanReason::CreatedTooManyGroups,
+            TempBanReason::SentTooManySameMessage,
+            TempBanReason::BroadcastList,
+            TempBanReason::Unknown(7),
+        ] {
+            let words = ban_reason_words(&reason);
+            let name = format!("{reason:?}");
+            assert!(
+                !words.contains(&name) && words.contains(' '),
+                "{name}: {words}"
+            );
+        }
+    }
+
+    #[test]
     fn temporary_ban_goes_offline_until_expiry() {
         let event = Event::TemporaryBan(
             TemporaryBan::builder()
@@ -724,10 +759,8 @@ mod tests {
                 .expire(chrono::Duration::seconds(3600))
                 .build(),
         );
-        let message = format!(
-            "WhatsApp banned the account temporarily (BlockedByUsers) until {}",
-            at(3600).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-        );
+        let message =
+            "WhatsApp banned the account temporarily because too many people blocked it".to_owned();
         assert_eq!(
             react(&logged_in(), &event, at(0)),
             Reaction::GoOffline {
