@@ -134,7 +134,9 @@ test-fuzz: $(FUZZ_STAMP)
 # the wa-sim binary (loopback only) at 0 and 30 ms of latency; prints each
 # flow's time. Alone: `make test-sim-conformance`.
 test-sim-conformance: $(BAILEYS_STAMP)
-	cargo build -p wa-sim --locked
+	@# The same build as test-rust and test-fuzz (the workspace's feature
+	@# set), so after them nothing is compiled again.
+	cargo test --workspace --locked --no-run $(TEST_FEATURES) >/dev/null
 	node $(BAILEYS_DIR)/conformance.mjs --sim target/debug/wa-sim
 
 test: test-deps ui lint test-ui test-rust test-fuzz test-sim-conformance
