@@ -50,6 +50,19 @@ impl Api {
             .unwrap_or_else(|_| panic!("{method} {path}: not JSON"))
     }
 
+    fn create(&self, id: &str) {
+        let created = Command::new("curl")
+            .args(["-s", "-X", "POST", "-u"])
+            .arg(format!("{USER}:{}", self.password))
+            .args(["-H", "Content-Type: application/json", "-d"])
+            .arg(format!(r#"{{"device_id":"{id}"}}"#))
+            .arg(format!("{}/devices", self.base))
+            .output()
+            .expect("run curl");
+        let answer: Value = serde_json::from_slice(&created.stdout).expect("JSON");
+        assert_eq!(answer["code"], "SUCCESS", "{answer}");
+    }
+
     fn bytes(&self, path: &str) -> Vec<u8> {
         Command::new("curl")
             .args(["-s", "--max-time", "30", "-u"])
@@ -169,15 +182,7 @@ async fn a_trace_log_of_logins_and_logouts_holds_no_secret() {
     let data_dir = data.path().join("data");
 
     // A QR login: the phone scans the PNG the API serves.
-    let created = Command::new("curl")
-        .args(["-s", "-X", "POST", "-u"])
-        .arg(format!("{USER}:{}", api.password))
-        .args(["-H", "Content-Type: application/json", "-d"])
-        .arg(r#"{"device_id":"by-qr"}"#)
-        .arg(format!("{}/devices", api.base))
-        .output()
-        .expect("curl");
-    assert!(String::from_utf8_lossy(&created.stdout).contains("SUCCESS"));
+    api.create("by-qr");
     let login = api.call("GET", "/devices/by-qr/login");
     assert_eq!(login["code"], "SUCCESS", "{login}");
     let payload = png_qr_payload(&api.bytes("/devices/by-qr/login/qr.png"));
@@ -185,15 +190,7 @@ async fn a_trace_log_of_logins_and_logouts_holds_no_secret() {
     api.wait_for_state("by-qr", "logged_in");
 
     // A code login.
-    let created = Command::new("curl")
-        .args(["-s", "-X", "POST", "-u"])
-        .arg(format!("{USER}:{}", api.password))
-        .args(["-H", "Content-Type: application/json", "-d"])
-        .arg(r#"{"device_id":"by-code"}"#)
-        .arg(format!("{}/devices", api.base))
-        .output()
-        .expect("curl");
-    assert!(String::from_utf8_lossy(&created.stdout).contains("SUCCESS"));
+    api.create("by-code");
     let code = api.call(
         "POST",
         &format!("/devices/by-code/login/code?phone={CODE_PHONE}"),

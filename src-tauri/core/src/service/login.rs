@@ -46,15 +46,23 @@ impl DeviceService {
     /// [`ServiceEvent::QrCode`](crate::model::ServiceEvent::QrCode). When the codes run out the device returns to
     /// `disconnected` with reason `qr_expired`.
     pub async fn login_qr(&self, id: &str, actor: Actor) -> Result<QrCode> {
+        self.login_qr_when_pending(id, actor, OnPendingLogin::Refuse)
+            .await
+    }
+
+    /// [`DeviceService::login_qr`], with `pending` saying what happens to a
+    /// login of the device that is pending.
+    pub(super) async fn login_qr_when_pending(
+        &self,
+        id: &str,
+        actor: Actor,
+        pending: OnPendingLogin,
+    ) -> Result<QrCode> {
         let id = DeviceId::parse(id)?;
         let (tx, rx) = oneshot::channel();
-        self.start_pairing(
-            &id,
-            &actor,
-            SessionPurpose::PairByQr,
-            OnPendingLogin::Refuse,
-            |rt| rt.first_qr = Some(tx),
-        )
+        self.start_pairing(&id, &actor, SessionPurpose::PairByQr, pending, |rt| {
+            rt.first_qr = Some(tx)
+        })
         .await?;
         let result = self.await_login(&id, rx, "QR code").await;
         self.inner

@@ -19,20 +19,8 @@ impl DeviceService {
     /// [`DeviceService::login_qr`], except that a pending login (QR or
     /// code) is ended and a fresh QR login started in its place.
     pub async fn login_qr_or_restart(&self, id: &str, actor: Actor) -> Result<QrCode> {
-        let id = DeviceId::parse(id)?;
-        let (tx, rx) = oneshot::channel();
-        self.start_pairing(
-            &id,
-            &actor,
-            SessionPurpose::PairByQr,
-            OnPendingLogin::Restart,
-            |rt| rt.first_qr = Some(tx),
-        )
-        .await?;
-        let result = self.await_login(&id, rx, "QR code").await;
-        self.inner
-            .record_login(&id, HistoryAction::LoginQr, &actor, &result, "QR code");
-        result
+        self.login_qr_when_pending(id, actor, OnPendingLogin::Restart)
+            .await
     }
 
     /// [`DeviceService::login_code`], except for a pending login: during a
