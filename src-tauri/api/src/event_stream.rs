@@ -103,17 +103,6 @@ impl StreamEvent {
         })
     }
 
-    fn name(&self) -> &'static str {
-        match self {
-            StreamEvent::DeviceChanged { .. } => "device.changed",
-            StreamEvent::DeviceRemoved { .. } => "device.removed",
-            StreamEvent::DeviceNotice { .. } => "device.notice",
-            StreamEvent::RevocationChanged { .. } => "revocation.changed",
-            StreamEvent::RevocationRemoved { .. } => "revocation.removed",
-            StreamEvent::Resync { .. } => "resync",
-        }
-    }
-
     fn device_id(&self) -> Option<&str> {
         match self {
             StreamEvent::DeviceChanged { device } => Some(&device.id),
@@ -188,11 +177,13 @@ fn event_stream(
             {
                 continue;
             }
-            let data = serde_json::to_string(&event).unwrap_or_else(|_| "{}".to_owned());
+            // The SSE event name is the object's own `type`: one source.
+            let data = serde_json::to_value(&event).unwrap_or_default();
+            let name = data["type"].as_str().unwrap_or_default().to_owned();
             let message = Event::default()
-                .event(event.name())
+                .event(name)
                 .id(cursor.next_id.to_string())
-                .data(data);
+                .data(data.to_string());
             cursor.next_id += 1;
             return Some((Ok(message), cursor));
         }
@@ -228,7 +219,7 @@ mod tests {
             device_id: "d1".to_owned(),
         };
         let json = serde_json::to_value(&event).unwrap();
-        assert_eq!(json["type"], event.name());
+        assert_eq!(json["type"], "device.removed");
         assert_eq!(json["device_id"], "d1");
         let resync = StreamEvent::Resync { missed: 3 };
         assert_eq!(serde_json::to_value(&resync).unwrap()["type"], "resync");

@@ -31,6 +31,17 @@ pub(super) struct DeviceRuntime {
 }
 
 impl DeviceRuntime {
+    /// Answers every login still waiting for its first code with `error`:
+    /// a waiter is never dropped unanswered.
+    pub(super) fn fail_login_waiters(&mut self, error: impl Fn() -> crate::error::ServiceError) {
+        if let Some(tx) = self.first_qr.take() {
+            let _ = tx.send(Err(error()));
+        }
+        if let Some(tx) = self.pairing_code.take() {
+            let _ = tx.send(Err(error()));
+        }
+    }
+
     /// Ends the device's connection state: takes the session out (to be
     /// stopped), cancels the scheduled attempt and gives back the connect
     /// permit. Returns the session and when it logged in.

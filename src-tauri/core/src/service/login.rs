@@ -89,14 +89,19 @@ impl DeviceService {
             |rt| rt.pairing_code = Some(tx),
         )
         .await?;
-        let result = self.await_login(&id, rx, "pairing code").await;
-        self.inner.record_login(
-            &id,
-            HistoryAction::LoginCode,
-            &actor,
-            &result,
-            "pairing code",
-        );
+        self.await_code_login(&id, rx, &actor).await
+    }
+
+    /// Waits for a code login's code, then records the login.
+    pub(super) async fn await_code_login(
+        &self,
+        id: &DeviceId,
+        rx: oneshot::Receiver<Result<PairingCode>>,
+        actor: &Actor,
+    ) -> Result<PairingCode> {
+        let result = self.await_login(id, rx, "pairing code").await;
+        self.inner
+            .record_login(id, HistoryAction::LoginCode, actor, &result, "pairing code");
         result
     }
 
@@ -269,13 +274,7 @@ impl ServiceCore {
         mut device: Device,
         reason: StateReason,
     ) -> Result<Device> {
-        let ended = || pairing_ended_error(reason);
-        if let Some(tx) = rt.first_qr.take() {
-            let _ = tx.send(Err(ended()));
-        }
-        if let Some(tx) = rt.pairing_code.take() {
-            let _ = tx.send(Err(ended()));
-        }
+        rt.fail_login_waiters(|| pairing_ended_error(reason));
         let linked_as = rt.take_session().stop().await;
         if let Some(jid) = linked_as
             && !device.has_credentials

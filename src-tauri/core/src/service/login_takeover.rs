@@ -6,8 +6,7 @@ use super::DeviceService;
 use super::login::OnPendingLogin;
 use crate::error::{Result, ServiceError};
 use crate::model::{
-    Actor, DeviceId, DeviceState, HistoryAction, PairingCode, QrCode, StateReason,
-    normalize_phone_number,
+    Actor, DeviceId, DeviceState, PairingCode, QrCode, StateReason, normalize_phone_number,
 };
 use crate::session::SessionPurpose;
 use std::sync::Arc;
@@ -70,15 +69,7 @@ impl DeviceService {
                 .await?;
             }
         }
-        let result = self.await_login(&id, rx, "pairing code").await;
-        self.inner.record_login(
-            &id,
-            HistoryAction::LoginCode,
-            &actor,
-            &result,
-            "pairing code",
-        );
-        result
+        self.await_code_login(&id, rx, &actor).await
     }
 
     /// When a QR login of `id` is pending on an open connection (its first

@@ -100,18 +100,12 @@ impl ServiceCore {
                 // A code asked for on a QR login's connection can still be
                 // on its way when the phone scans the QR code (or the other
                 // way round): its waiter learns the device linked without it.
-                let linked_first = || {
+                rt.fail_login_waiters(|| {
                     ServiceError::new(
                         ErrorCode::LoginCancelled,
                         "the phone linked the device by the other login method before this code arrived",
                     )
-                };
-                if let Some(tx) = rt.pairing_code.take() {
-                    let _ = tx.send(Err(linked_first()));
-                }
-                if let Some(tx) = rt.first_qr.take() {
-                    let _ = tx.send(Err(linked_first()));
-                }
+                });
                 self.save_paired(&mut device, identity, record)?;
             }
             Reaction::LogIn { at } => {
