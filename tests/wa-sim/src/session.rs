@@ -812,6 +812,12 @@ impl Session {
         if wrapped.len() != 80 {
             return iq_error(id, 400, "bad-request");
         }
+        if self
+            .sim
+            .with_state(|s| s.faults.throttled_code_numbers.contains(&phone))
+        {
+            return iq_error(id, 429, "rate-overlimit");
+        }
         let reference = random_token(16).into_bytes();
         let expires_at = Instant::now() + self.sim.config().pair_code_lifetime;
         let session = self.id;

@@ -246,6 +246,9 @@ pub(crate) struct Faults {
     pub(crate) bans: HashMap<String, (u32, Instant)>,
     /// Device JIDs (as strings) whose logins get `<failure reason="403"/>`.
     pub(crate) locked: std::collections::HashSet<String>,
+    /// Phone numbers whose pairing code requests are refused with
+    /// `429 rate-overlimit`.
+    pub(crate) throttled_code_numbers: std::collections::HashSet<String>,
 }
 
 pub(crate) struct SimState {
@@ -510,6 +513,19 @@ impl Simulator {
             |role| matches!(role, SessionRole::LoggedIn { .. }),
             || SessionCommand::End(Some(node.clone())),
         );
+    }
+
+    /// While `on`, pairing code requests for `phone` (digits) are refused
+    /// with `429 rate-overlimit`, as WhatsApp does when a number asks for
+    /// codes too often.
+    pub fn throttle_pairing_codes(&self, phone: &str, on: bool) {
+        self.with_state(|s| {
+            if on {
+                s.faults.throttled_code_numbers.insert(phone.to_owned());
+            } else {
+                s.faults.throttled_code_numbers.remove(phone);
+            }
+        });
     }
 
     /// How the next `<remove-companion-device>` IQs are answered.

@@ -412,3 +412,106 @@ async fn a_code_asked_for_during_a_qr_login_comes_on_its_connection() {
     assert_eq!(registrations.len(), 1, "{events:?}");
     assert_eq!(code_sessions, registrations, "{events:?}");
 }
+
+/// WhatsApp refusing a code asked for during a QR login ends only that
+/// request: the answer says why, the device shows the QR login again, and
+/// the QR code it already showed still links.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_code_leaves_the_qr_login_scannable() {
+    let rig = Rig::new().await;
+    rig.create("refused").await;
+    let login = rig.call(Method::GET, "/devices/refused/login").await;
+    let link = login.expect(200, "SUCCESS")["results"]["qr_link"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let png = rig.qr_png(&link).await.expect("the QR code's PNG");
+    rig.sim.throttle_pairing_codes(PHONE, true);
+    let answer = rig
+        .call(
+            Method::POST,
+            &format!("/devices/refused/login/code?phone={PHONE}"),
+        )
+        .await;
+    let error = answer.expect(502, "WHATSAPP_ERROR");
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains("limits code requests"), "{message}");
+    assert!(
+        message.ends_with("the QR code can still be scanned"),
+        "{message}"
+    );
+    let device = rig.call(Method::GET, "/devices/refused").await;
+    let device = device.expect(200, "SUCCESS")["results"].clone();
+    assert_eq!(device["detailed_state"], "pairing");
+    assert_eq!(device["state_reason"], "qr_login_requested");
+
+    let jid = rig
+        .sim
+        .phone(PHONE)
+        .scan(&png_qr_payload(&png))
+        .await
+        .unwrap();
+    let device = rig.wait_for("refused", |d| d["state"] == "logged_in").await;
+    assert_eq!(device["jid"], jid.to_string());
+}
+
+/// The phone scanning the QR code while a code is asked for on the same
+/// connection, under latency, the request sent at staggered moments of the
+/// link (before it, while pair-success is on its way, after it landed): the
+/// code request is answered truly (its code, `LOGIN_CANCELLED` when the QR
+/// link won the race, or GOWA's `ALREADY_LOGGED_IN` once it was linked), never
+/// with an error of WhatsApp's, and the device logs in as one companion.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scan_crossing_a_code_request_links_once_and_answers_truly() {
+    const ROUNDS: u64 = 8;
+    let rig = std::sync::Arc::new(Rig::new().await);
+    rig.sim.set_latency(std::time::Duration::from_millis(40));
+    for round in 0..ROUNDS {
+        let id = format!("crossed-{round}");
+        // A phone takes four companions; each round links its own.
+        let phone = format!("1555300{round:04}");
+        rig.create(&id).await;
+        let login = rig.call(Method::GET, &format!("/devices/{id}/login")).await;
+        let link = login.expect(200, "SUCCESS")["results"]["qr_link"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let png = rig.qr_png(&link).await.expect("the QR code's PNG");
+        let scan = {
+            let rig = std::sync::Arc::clone(&rig);
+            let phone = phone.clone();
+            tokio::spawn(async move { rig.sim.phone(&phone).scan(&png_qr_payload(&png)).await })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(15 * round)).await;
+        let answer = rig
+            .call(
+                Method::POST,
+                &format!("/devices/{id}/login/code?phone={phone}"),
+            )
+            .await;
+        let jid = scan.await.unwrap().unwrap();
+        let code = serde_json::from_str::<serde_json::Value>(&answer.text).unwrap()["code"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        eprintln!(
+            "round {round}: the code request got {} {code}",
+            answer.status
+        );
+        assert!(
+            matches!(
+                (answer.status, code.as_str()),
+                (StatusCode::OK, "SUCCESS")
+                    | (StatusCode::CONFLICT, "LOGIN_CANCELLED")
+                    | (StatusCode::BAD_REQUEST, "ALREADY_LOGGED_IN")
+            ),
+            "round {round}: {} {}",
+            answer.status,
+            answer.text
+        );
+        let device = rig.wait_for(&id, |d| d["state"] == "logged_in").await;
+        assert_eq!(device["jid"], jid.to_string(), "round {round}");
+    }
+    let companions = rig.sim.linked_companions();
+    assert_eq!(companions.len(), ROUNDS as usize, "{companions:?}");
+}

@@ -6,7 +6,8 @@ use super::ServiceCore;
 use super::device_lock::DeviceRuntime;
 use super::qr_images::render_qr;
 use super::reactions::{
-    HistoryRecord, PairingEnd, Reaction, account_identity, react, react_to_session_end,
+    CodeRequester, HistoryRecord, PairingEnd, Reaction, account_identity, react,
+    react_to_session_end,
 };
 use crate::app_db::{PendingWipe, now};
 use crate::error::{ErrorCode, Result, ServiceError};
@@ -23,7 +24,11 @@ impl ServiceCore {
         device: Device,
         event: &Event,
     ) -> Result<()> {
-        let reaction = react(&device, event, now());
+        let codes = match &rt.session {
+            Some(session) if !session.library_asks_for_code => CodeRequester::Caller,
+            _ => CodeRequester::Library,
+        };
+        let reaction = react(&device, event, codes, now());
         self.apply_reaction(rt, device, reaction).await
     }
 

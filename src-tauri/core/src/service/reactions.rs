@@ -78,6 +78,16 @@ pub(super) enum Reaction {
     RetryLater,
 }
 
+/// Who asks WhatsApp for a session's pairing codes, and so who learns that a
+/// request failed: the library, for a session started as a code login (it
+/// reports only by event), or a caller asking on a QR login's connection
+/// (see `login_takeover`), who gets the failure returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum CodeRequester {
+    Library,
+    Caller,
+}
+
 /// A QR payload or pairing code: compared in tests, never shown by `Debug`
 /// (whoever holds one can link a companion to the account).
 #[derive(PartialEq)]
@@ -105,8 +115,14 @@ pub(super) struct HistoryRecord {
     pub(super) detail: String,
 }
 
-/// What `event` does to `device` at `now`.
-pub(super) fn react(device: &Device, event: &Event, now: DateTime<Utc>) -> Reaction {
+/// What `event` of a session whose pairing codes are asked for by
+/// `codes` does to `device` at `now`.
+pub(super) fn react(
+    device: &Device,
+    event: &Event,
+    codes: CodeRequester,
+    now: DateTime<Utc>,
+) -> Reaction {
     let pairing = device.state == DeviceState::Pairing;
     match event {
         Event::PairingQrCode(qr) => Reaction::ShowQrCode {
@@ -117,6 +133,10 @@ pub(super) fn react(device: &Device, event: &Event, now: DateTime<Utc>) -> React
             code: Secret(format_pairing_code(&pc.code)),
             expires_at: after(now, pc.timeout),
         },
+        // The caller that asked was handed the failure itself, and the
+        // event can come after a later request of the same session was
+        // armed: it would answer the wrong one.
+        Event::PairingCodeError(_) if codes == CodeRequester::Caller => Reaction::Ignored,
         Event::PairingCodeError(_) | Event::PairError(_) => Reaction::PairingRefused {
             answer: "WhatsApp refused the pairing code request",
             ending: pairing.then(|| PairingEnd {
@@ -429,7 +449,7 @@ mod tests {
                 .build(),
         );
         assert_eq!(
-            react(&pairing(), &event, at(0)),
+            react(&pairing(), &event, CodeRequester::Library, at(0)),
             Reaction::ShowQrCode {
                 payload: Secret("ref,noise,identity,adv".into()),
                 expires_at: at(20),
@@ -446,7 +466,7 @@ mod tests {
                 .build(),
         );
         assert_eq!(
-            react(&pairing(), &event, at(0)),
+            react(&pairing(), &event, CodeRequester::Library, at(0)),
             Reaction::ShowPairingCode {
                 code: Secret("ABCD-1234".into()),
                 expires_at: at(180),
@@ -458,7 +478,7 @@ mod tests {
     fn pair_error_during_pairing_ends_the_pairing() {
         for event in [pair_error(), pairing_code_error()] {
             assert_eq!(
-                react(&pairing(), &event, at(0)),
+                react(&pairing(), &event, CodeRequester::Library, at(0)),
                 Reaction::PairingRefused {
                     answer: "WhatsApp refused the pairing code request",
                     ending: Some(pairing_failed("the pairing failed")),
@@ -472,7 +492,7 @@ mod tests {
         for device in [unlinked(), paired(), logged_in(), offline()] {
             for event in [pair_error(), pairing_code_error()] {
                 assert_eq!(
-                    react(&device, &event, at(0)),
+                    react(&device, &event, CodeRequester::Library, at(0)),
                     Reaction::PairingRefused {
                         answer: "WhatsApp refused the pairing code request",
                         ending: None,
@@ -485,9 +505,34 @@ mod tests {
     }
 
     #[test]
+    fn a_code_error_is_left_to_the_caller_that_asked() {
+        for device in in_every_state() {
+            assert_eq!(
+                react(&device, &pairing_code_error(), CodeRequester::Caller, at(0)),
+                Reaction::Ignored,
+                "{:?}",
+                device.state
+            );
+        }
+        // A failed link is the session's, whoever asked for the code.
+        assert_eq!(
+            react(&pairing(), &pair_error(), CodeRequester::Caller, at(0)),
+            Reaction::PairingRefused {
+                answer: "WhatsApp refused the pairing code request",
+                ending: Some(pairing_failed("the pairing failed")),
+            }
+        );
+    }
+
+    #[test]
     fn qr_codes_exhausted_expire_the_pairing() {
         assert_eq!(
-            react(&pairing(), &qr_codes_exhausted(), at(0)),
+            react(
+                &pairing(),
+                &qr_codes_exhausted(),
+                CodeRequester::Library,
+                at(0)
+            ),
             Reaction::EndPairing(PairingEnd {
                 reason: StateReason::QrExpired,
                 record: Some(HistoryRecord {
@@ -504,7 +549,12 @@ mod tests {
     fn qr_codes_exhausted_outside_pairing_are_ignored() {
         for device in [unlinked(), paired(), logged_in(), offline()] {
             assert_eq!(
-                react(&device, &qr_codes_exhausted(), at(0)),
+                react(
+                    &device,
+                    &qr_codes_exhausted(),
+                    CodeRequester::Library,
+                    at(0)
+                ),
                 Reaction::Ignored
             );
         }
@@ -521,7 +571,7 @@ mod tests {
                 .build(),
         );
         assert_eq!(
-            react(&pairing(), &event, at(0)),
+            react(&pairing(), &event, CodeRequester::Library, at(0)),
             Reaction::Paired {
                 identity: LinkedIdentity {
                     jid: Some("15551234567:3@s.whatsapp.net".into()),
@@ -548,7 +598,9 @@ mod tests {
                 .platform("android".into())
                 .build(),
         );
-        let Reaction::Paired { identity, .. } = react(&pairing(), &event, at(0)) else {
+        let Reaction::Paired { identity, .. } =
+            react(&pairing(), &event, CodeRequester::Library, at(0))
+        else {
             panic!("not paired");
         };
         assert_eq!(identity.display_name, None);
@@ -558,7 +610,7 @@ mod tests {
     fn connected_logs_in_as_the_sessions_account() {
         let event = Event::Connected(Connected::builder().build());
         assert_eq!(
-            react(&paired(), &event, at(7)),
+            react(&paired(), &event, CodeRequester::Library, at(7)),
             Reaction::LogIn { at: at(7) }
         );
     }
@@ -586,7 +638,7 @@ mod tests {
                 .build(),
         );
         assert_eq!(
-            react(&logged_in(), &event, at(0)),
+            react(&logged_in(), &event, CodeRequester::Library, at(0)),
             Reaction::Renamed {
                 display_name: "New".into()
             }
@@ -601,7 +653,12 @@ mod tests {
             ConnectFailureReason::Generic,
         ] {
             assert_eq!(
-                react(&pairing(), &logged_out(reason), at(0)),
+                react(
+                    &pairing(),
+                    &logged_out(reason),
+                    CodeRequester::Library,
+                    at(0)
+                ),
                 Reaction::EndPairing(PairingEnd {
                     reason: StateReason::PairingFailed,
                     record: None,
@@ -613,7 +670,12 @@ mod tests {
     #[test]
     fn removal_in_the_phone_wipes_credentials() {
         for device in [paired(), logged_in(), offline()] {
-            let reaction = react(&device, &logged_out(ConnectFailureReason::LoggedOut), at(0));
+            let reaction = react(
+                &device,
+                &logged_out(ConnectFailureReason::LoggedOut),
+                CodeRequester::Library,
+                at(0),
+            );
             if let Reaction::Wipe {
                 link_proven_gone, ..
             } = &reaction
@@ -641,6 +703,7 @@ mod tests {
         } = react(
             &paired(),
             &logged_out(ConnectFailureReason::LoggedOut),
+            CodeRequester::Library,
             at(0),
         )
         else {
@@ -655,6 +718,7 @@ mod tests {
         let Reaction::Wipe { record, .. } = react(
             &logged_in(),
             &logged_out(ConnectFailureReason::LoggedOut),
+            CodeRequester::Library,
             at(0),
         ) else {
             panic!("not a wipe");
@@ -670,6 +734,7 @@ mod tests {
         let reaction = react(
             &logged_in(),
             &logged_out(ConnectFailureReason::AccountLocked),
+            CodeRequester::Library,
             at(0),
         );
         assert_eq!(
@@ -690,7 +755,12 @@ mod tests {
             ConnectFailureReason::Generic,
             ConnectFailureReason::Unknown(499),
         ] {
-            let reaction = react(&logged_in(), &logged_out(reason), at(0));
+            let reaction = react(
+                &logged_in(),
+                &logged_out(reason),
+                CodeRequester::Library,
+                at(0),
+            );
             assert_eq!(
                 wipe_of(reaction),
                 (
@@ -707,6 +777,7 @@ mod tests {
         let reaction = react(
             &unlinked(),
             &logged_out(ConnectFailureReason::LoggedOut),
+            CodeRequester::Library,
             at(0),
         );
         assert_eq!(wipe_of(reaction).0, StateReason::RemovedFromPhone);
@@ -717,7 +788,7 @@ mod tests {
         let event = Event::StreamReplaced(StreamReplaced::builder().build());
         let message = "another client took over this session; reconnect or log out";
         assert_eq!(
-            react(&logged_in(), &event, at(0)),
+            react(&logged_in(), &event, CodeRequester::Library, at(0)),
             Reaction::GoOffline {
                 reason: StateReason::Replaced,
                 ban_expires_at: None,
@@ -762,7 +833,7 @@ mod tests {
         let message =
             "WhatsApp banned the account temporarily because too many people blocked it".to_owned();
         assert_eq!(
-            react(&logged_in(), &event, at(0)),
+            react(&logged_in(), &event, CodeRequester::Library, at(0)),
             Reaction::GoOffline {
                 reason: StateReason::TemporarilyBanned,
                 ban_expires_at: Some(at(3600)),
@@ -782,7 +853,7 @@ mod tests {
         let event = Event::ClientOutdated(ClientOutdated::builder().build());
         let message = "WhatsApp refuses this client version; update the app";
         assert_eq!(
-            react(&logged_in(), &event, at(0)),
+            react(&logged_in(), &event, CodeRequester::Library, at(0)),
             Reaction::GoOffline {
                 reason: StateReason::ClientOutdated,
                 ban_expires_at: None,
@@ -805,7 +876,10 @@ mod tests {
         ];
         for device in in_every_state() {
             for event in &events {
-                assert_eq!(react(&device, event, at(0)), Reaction::Ignored);
+                assert_eq!(
+                    react(&device, event, CodeRequester::Library, at(0)),
+                    Reaction::Ignored
+                );
             }
         }
     }

@@ -189,6 +189,10 @@ pub enum StoreSource<'a> {
 pub struct LiveSession {
     pub generation: u64,
     pub client: Arc<Client>,
+    /// Whether the library itself asks for the session's pairing code (a
+    /// session started as a code login): a failed request then reaches the
+    /// service only as an event.
+    pub library_asks_for_code: bool,
     run: tokio::task::JoinHandle<()>,
     store: Arc<store::SessionStore>,
 }
@@ -235,6 +239,7 @@ impl LiveSession {
 
         let ended = events.clone();
         let library_retries = !matches!(purpose, SessionPurpose::Connect);
+        let library_asks_for_code = matches!(purpose, SessionPurpose::PairByCode(_));
         let builder = Bot::builder()
             .with_backend_arc(Arc::clone(&store) as Arc<dyn wacore::store::traits::Backend>)
             .with_event_handler(EventForwarder {
@@ -292,6 +297,7 @@ impl LiveSession {
         Ok(LiveSession {
             generation,
             client,
+            library_asks_for_code,
             run,
             store,
         })
@@ -304,6 +310,18 @@ impl LiveSession {
         self.client
             .enable_auto_reconnect
             .store(false, Ordering::Relaxed);
+    }
+
+    /// The account JID the client is linked to, if the phone's link has
+    /// landed. The library records it before it signs `pair-success` (see
+    /// [`LiveSession::stop`]), so anything WhatsApp does after the link, such
+    /// as ending the connection for the restart, comes after it is set.
+    pub fn linked_as(&self) -> Option<whatsapp_rust::Jid> {
+        self.client
+            .persistence_manager()
+            .get_device_snapshot()
+            .pn
+            .clone()
     }
 
     /// Stops the client: a clean disconnect bounded in time, then abort;
@@ -322,11 +340,7 @@ impl LiveSession {
         let client = Arc::clone(&self.client);
         let _ = tokio::time::timeout(STOP_TIMEOUT, client.disconnect()).await;
         self.run.abort();
-        let linked_as = client
-            .persistence_manager()
-            .get_device_snapshot()
-            .pn
-            .clone();
+        let linked_as = self.linked_as();
         self.store.close();
         linked_as
     }
