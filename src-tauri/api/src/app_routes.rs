@@ -14,7 +14,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::auth::ApiUser;
-use crate::model::{ApiDevice, CodeLogin, DeviceStatus, PhoneBody, QrLogin};
+use crate::model::{AppDevice, CodeLogin, DeviceStatus, PhoneBody, QrLogin};
 use crate::response::{ApiError, Envelope, NullEnvelope};
 use crate::routes::{self, ApiResult, AppState, PhoneQuery};
 
@@ -189,17 +189,22 @@ pub async fn reconnect(
     routes::reconnect(State(state), user, Ok(device)).await
 }
 
-/// `GET /devices`: every device, ordered by id. The list is not about one
-/// device, so it needs none named.
+/// Every device, ordered by id, each with go-whatsapp-web-multidevice's
+/// `name` and `device` (its id) before the fields of `GET /devices`. The
+/// list is not about one device, so it needs none named.
 #[utoipa::path(get, path = "/app/devices", tag = "app",
     security(("basic_auth" = [])),
     responses(
-        (status = 200, description = "The devices", body = Envelope<Vec<ApiDevice>>),
+        (status = 200, description = "The devices", body = Envelope<Vec<AppDevice>>),
         (status = 401, description = "Missing or wrong credentials", body = NullEnvelope),
         (status = 500, description = "Internal failure", body = NullEnvelope),
     ))]
-pub async fn devices(state: State<AppState>) -> ApiResult<Envelope<Vec<ApiDevice>>> {
-    routes::list_devices(state).await
+pub async fn devices(State(state): State<AppState>) -> ApiResult<Envelope<Vec<AppDevice>>> {
+    let devices = state.service.list()?;
+    Ok(Envelope::success(
+        "List devices",
+        devices.into_iter().map(AppDevice::from).collect(),
+    ))
 }
 
 /// `GET /devices/{device_id}/status` for the request's device.

@@ -21,6 +21,7 @@ pub mod openapi;
 pub mod response;
 pub mod revocations;
 pub mod routes;
+pub mod webhook_routes;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -303,6 +304,10 @@ pub fn router(state: AppState, config: &ApiConfig) -> Router {
         .route("/devices/{device_id}/reconnect", post(routes::reconnect))
         .route("/devices/{device_id}/status", get(routes::status))
         .route("/devices/{device_id}/history", get(routes::history))
+        .route(
+            "/devices/{device_id}/webhook",
+            get(webhook_routes::get_webhook).patch(webhook_routes::set_webhook),
+        )
         .route("/app/login", get(app_routes::login))
         .route("/app/login-with-code", get(app_routes::login_with_code))
         .route("/app/logout", get(app_routes::logout))

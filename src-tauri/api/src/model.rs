@@ -127,8 +127,9 @@ impl From<Device> for ApiDevice {
     }
 }
 
-/// Body of `POST /devices`; unknown fields (e.g. go-whatsapp-web-multidevice's
-/// `webhook_*`) are ignored.
+/// Body of `POST /devices`, with go-whatsapp-web-multidevice's webhook
+/// fields (see `PATCH /devices/{device_id}/webhook`); other fields are
+/// ignored.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 pub struct CreateDevice {
     /// The id to give the device; a random `device-…` id when absent.
@@ -137,6 +138,24 @@ pub struct CreateDevice {
     /// The admin's label (at most 100 characters, no control characters).
     #[serde(default)]
     pub label: Option<String>,
+    #[serde(flatten)]
+    pub webhook: crate::webhook_routes::CreateWebhookFields,
+}
+
+/// `results` of `POST /devices`: the device, and the webhook as set when
+/// one was asked for (its secret as `********`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CreatedDevice {
+    #[serde(flatten)]
+    pub device: ApiDevice,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_secret: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_events: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_insecure_skip_verify: Option<bool>,
 }
 
 /// The optional body of `POST /devices/{device_id}/login/code`; a `phone`
@@ -178,6 +197,34 @@ pub struct CodeLogin {
     pub expires_at: String,
 }
 
+/// One item of `GET /app/devices`: go-whatsapp-web-multidevice's
+/// `{name, device, jid}`, then every field of [`ApiDevice`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AppDevice {
+    /// The display name, else the phone number, else the label (GOWA's).
+    pub name: String,
+    /// The device id (GOWA's).
+    pub device: String,
+    #[serde(flatten)]
+    pub details: ApiDevice,
+}
+
+impl From<Device> for AppDevice {
+    fn from(device: Device) -> AppDevice {
+        let name = [&device.display_name, &device.phone_number]
+            .into_iter()
+            .flatten()
+            .find(|n| !n.is_empty())
+            .cloned()
+            .unwrap_or_else(|| device.label.clone());
+        AppDevice {
+            name,
+            device: device.id.to_string(),
+            details: device.into(),
+        }
+    }
+}
+
 /// `results` of `GET /devices/{device_id}/status`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct DeviceStatus {
@@ -188,12 +235,15 @@ pub struct DeviceStatus {
     pub is_logged_in: bool,
     pub state: CompatState,
     pub detailed_state: DetailedState,
+    /// The companion JID; `""` without credentials (GOWA's field).
+    pub jid: String,
 }
 
 impl From<Device> for DeviceStatus {
     fn from(device: Device) -> DeviceStatus {
         DeviceStatus {
             device_id: device.id.to_string(),
+            jid: device.jid.clone().unwrap_or_default(),
             is_connected: matches!(device.state, DeviceState::Pairing | DeviceState::LoggedIn),
             is_logged_in: device.state == DeviceState::LoggedIn,
             state: device.state.into(),

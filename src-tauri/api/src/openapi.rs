@@ -5,7 +5,7 @@
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{app_routes, event_stream, revocations, routes};
+use crate::{app_routes, event_stream, revocations, routes, webhook_routes};
 
 /// The committed document, relative to the repository root.
 pub const OPENAPI_PATH: &str = "docs/openapi.json";
@@ -32,6 +32,8 @@ pub const OPENAPI_PATH: &str = "docs/openapi.json";
         routes::reconnect,
         routes::status,
         routes::history,
+        webhook_routes::get_webhook,
+        webhook_routes::set_webhook,
         app_routes::login,
         app_routes::login_with_code,
         app_routes::logout,

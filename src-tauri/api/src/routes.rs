@@ -21,10 +21,11 @@ use wa_device_core::{
 
 use crate::auth::ApiUser;
 use crate::model::{
-    ApiDevice, ApiHistoryEntry, CodeLogin, CreateDevice, DeviceStatus, Health, PhoneBody, QrLogin,
-    rfc3339,
+    ApiDevice, ApiHistoryEntry, CodeLogin, CreateDevice, CreatedDevice, DeviceStatus, Health,
+    PhoneBody, QrLogin, rfc3339,
 };
 use crate::response::{ApiError, Envelope, NullEnvelope};
+use crate::webhook_routes::ApiWebhook;
 
 /// The exact message of a successful logout (go-whatsapp-web-multidevice's
 /// documented answer).
@@ -124,7 +125,7 @@ pub(crate) fn actor(user: &ApiUser) -> Actor {
 
 /// The `{device_id}` path segment, percent-decoded by axum. A segment that
 /// does not decode is an invalid id, like one the core refuses.
-fn device_id(path: Result<Path<String>, PathRejection>) -> ApiResult<String> {
+pub(crate) fn device_id(path: Result<Path<String>, PathRejection>) -> ApiResult<String> {
     match path {
         Ok(Path(id)) => Ok(id),
         // A `String` segment fails only when it does not decode; the
@@ -137,7 +138,7 @@ fn device_id(path: Result<Path<String>, PathRejection>) -> ApiResult<String> {
     }
 }
 
-fn body_bytes(body: Result<Bytes, BytesRejection>, limit: usize) -> ApiResult<Bytes> {
+pub(crate) fn body_bytes(body: Result<Bytes, BytesRejection>, limit: usize) -> ApiResult<Bytes> {
     body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::payload_too_large(limit)
@@ -245,8 +246,8 @@ pub async fn list_devices(State(state): State<AppState>) -> ApiResult<Envelope<V
     security(("basic_auth" = [])),
     request_body(content = Option<CreateDevice>, content_type = "application/json"),
     responses(
-        (status = 200, description = "The new device", body = Envelope<ApiDevice>),
-        (status = 400, description = "Malformed body, INVALID_ID or INVALID_LABEL", body = NullEnvelope),
+        (status = 200, description = "The new device", body = Envelope<CreatedDevice>),
+        (status = 400, description = "Malformed body, INVALID_ID, INVALID_LABEL or INVALID_SETTING (a webhook field)", body = NullEnvelope),
         (status = 401, description = "Missing or wrong credentials", body = NullEnvelope),
         (status = 409, description = "ALREADY_EXISTS", body = NullEnvelope),
         (status = 413, description = "Body over the size limit", body = NullEnvelope),
@@ -256,7 +257,7 @@ pub async fn create_device(
     State(state): State<AppState>,
     Extension(user): Extension<ApiUser>,
     body: Result<Bytes, BytesRejection>,
-) -> ApiResult<Envelope<ApiDevice>> {
+) -> ApiResult<Envelope<CreatedDevice>> {
     let body = body_bytes(body, state.body_limit)?;
     let request: CreateDevice = if body.iter().all(u8::is_ascii_whitespace) {
         CreateDevice::default()
@@ -267,13 +268,49 @@ pub async fn create_device(
             })?
             .unwrap_or_default()
     };
+    // Checked before the device exists: a bad webhook creates nothing.
+    let webhook = request.webhook.change()?;
     let service = state.service.clone();
     let new = NewDevice {
         id: request.device_id.filter(|id| !id.is_empty()),
         label: request.label.unwrap_or_default(),
     };
-    let device = detached(async move { service.create(new, actor(&user)).await }).await?;
-    Ok(Envelope::success("Device added", device.into()))
+    let who = actor(&user);
+    let created = {
+        let who = who.clone();
+        detached(async move { service.create(new, who).await }).await?
+    };
+    let mut answer = CreatedDevice {
+        device: created.clone().into(),
+        webhook_url: None,
+        webhook_secret: None,
+        webhook_events: None,
+        webhook_insecure_skip_verify: None,
+    };
+    if let Some(change) = webhook {
+        let service = state.service.clone();
+        let id = created.id.to_string();
+        let set = {
+            let (id, who) = (id.clone(), who.clone());
+            detached(async move { service.set_webhook(&id, change, who).await }).await
+        };
+        match set {
+            Ok(webhook) => {
+                let webhook = ApiWebhook::from(webhook);
+                answer.webhook_url = Some(webhook.webhook_url);
+                answer.webhook_secret = Some(webhook.webhook_secret);
+                answer.webhook_events = Some(webhook.webhook_events);
+                answer.webhook_insecure_skip_verify = Some(false);
+            }
+            Err(err) => {
+                // The create is undone: a failed request leaves nothing.
+                let service = state.service.clone();
+                let _ = detached(async move { service.delete(&id, who).await }).await;
+                return Err(err);
+            }
+        }
+    }
+    Ok(Envelope::success("Device added", answer))
 }
 
 /// The `{device_id}` parameter of every device route.

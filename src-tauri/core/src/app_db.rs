@@ -15,6 +15,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
+mod webhook_rows;
+
 /// The schema, one entry per version; `PRAGMA user_version` is the number of
 /// entries applied. Append only: never edit a released migration.
 const MIGRATIONS: &[&str] = &[
@@ -70,6 +72,17 @@ CREATE TABLE pending_revocations (
     r#"
 -- Which save of the device the row is (see `Device::revision`).
 ALTER TABLE devices ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
+"#,
+    r#"
+-- Each device's webhook; its secret, if any, is in the keyring under
+-- `<scope>/webhook/<device id>`. Removed with the device.
+CREATE TABLE webhooks (
+    device_id  TEXT PRIMARY KEY NOT NULL,
+    url        TEXT NOT NULL,
+    events     TEXT NOT NULL,
+    has_secret INTEGER NOT NULL DEFAULT 0,
+    updated_at INTEGER NOT NULL
+) STRICT;
 "#,
 ];
 
@@ -349,12 +362,16 @@ impl AppDatabase {
         Ok(DeviceList { revision, devices })
     }
 
-    /// Removes a device row (its history stays: it is the audit trail).
+    /// Removes a device row and its webhook, at once: a device created
+    /// later with the same id never inherits the webhook. Its history stays
+    /// (it is the audit trail).
     pub fn remove_device(&self, id: &DeviceId) -> Result<bool> {
-        Ok(self
-            .lock()
-            .execute("DELETE FROM devices WHERE id = ?1", [id.as_str()])?
-            > 0)
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        tx.execute("DELETE FROM webhooks WHERE device_id = ?1", [id.as_str()])?;
+        let removed = tx.execute("DELETE FROM devices WHERE id = ?1", [id.as_str()])? > 0;
+        tx.commit()?;
+        Ok(removed)
     }
 
     pub fn append_history(&self, entry: &HistoryEntry) -> Result<()> {

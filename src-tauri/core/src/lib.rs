@@ -24,6 +24,7 @@ pub mod model;
 pub mod secrets;
 pub mod service;
 pub mod session;
+pub mod webhooks;
 
 pub use error::{ErrorCode, Result, ServiceError};
 pub use model::{

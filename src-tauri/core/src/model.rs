@@ -403,6 +403,10 @@ pub enum HistoryAction {
     /// The app database did not know the device; it was restored from its
     /// session file and keyring entry at start-up.
     RecoveredDevice,
+    /// An admin set, changed or removed the device's webhook.
+    WebhookChanged,
+    /// A webhook delivery failed every try, or the full queue dropped it.
+    WebhookFailed,
 }
 
 named_variants!(HistoryAction {
@@ -430,6 +434,8 @@ named_variants!(HistoryAction {
     RevocationCompleted => "revocation_completed",
     RevocationForgotten => "revocation_forgotten",
     RecoveredDevice => "recovered_device",
+    WebhookChanged => "webhook_changed",
+    WebhookFailed => "webhook_failed",
 });
 
 /// The outcome of a recorded action.

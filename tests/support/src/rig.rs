@@ -42,6 +42,12 @@ pub fn config(
     config.unlink_timeout = Duration::from_secs(3);
     config.retry = RETRY;
     config.revocation_retry = REVOCATION_RETRY;
+    config.webhook_delivery = wa_device_core::webhooks::DeliveryPolicy {
+        attempts: 3,
+        first_delay: Duration::from_millis(50),
+        timeout: Duration::from_secs(5),
+        ..Default::default()
+    };
     config
 }
 

@@ -94,7 +94,7 @@ export type HistoryEntry = { at: string, device_id: string, action: HistoryActio
  */
 actor: string, outcome: Outcome, detail: string, };
 
-export type HistoryAction = "create" | "rename" | "login_qr" | "login_code" | "cancel_login" | "paired" | "qr_expired" | "pairing_failed" | "reconnect" | "logout" | "delete" | "removed_from_phone" | "account_locked" | "logged_out_by_whatsapp" | "replaced" | "temporarily_banned" | "client_outdated" | "recovered_wipe" | "session_damaged" | "revocation_pending" | "revocation_attempt" | "revocation_completed" | "revocation_forgotten" | "recovered_device";
+export type HistoryAction = "create" | "rename" | "login_qr" | "login_code" | "cancel_login" | "paired" | "qr_expired" | "pairing_failed" | "reconnect" | "logout" | "delete" | "removed_from_phone" | "account_locked" | "logged_out_by_whatsapp" | "replaced" | "temporarily_banned" | "client_outdated" | "recovered_wipe" | "session_damaged" | "revocation_pending" | "revocation_attempt" | "revocation_completed" | "revocation_forgotten" | "recovered_device" | "webhook_changed" | "webhook_failed";
 
 export type Outcome = "ok" | "failed" | "cancelled";
 

@@ -146,6 +146,8 @@ export const actionWords: Record<HistoryAction, string> = {
   revocation_completed: "Unlink confirmed",
   revocation_forgotten: "Pending unlink forgotten",
   recovered_device: "Restored from its files",
+  webhook_changed: "Webhook changed",
+  webhook_failed: "Webhook delivery failed",
 };
 
 export const outcomeWords: Record<Outcome, string> = {

@@ -17,3 +17,4 @@ mod events;
 mod limits;
 mod login;
 mod support;
+mod webhooks;

@@ -80,6 +80,12 @@ impl KeyringNames {
         format!("{}/revocation/", self.scope)
     }
 
+    /// The entry holding the secret that signs a device's webhook
+    /// deliveries.
+    pub fn webhook(&self, id: &DeviceId) -> String {
+        format!("{}/webhook/{id}", self.scope)
+    }
+
     /// The entry of the REST API's password.
     pub fn api_password(&self) -> String {
         format!("{}/api/basic-auth", self.scope)

@@ -83,6 +83,8 @@ pub struct ServiceConfig {
     pub login_step_observer: Option<LoginStepObserver>,
     /// Simulator builds: divides the client's sleeps and timeouts (see
     /// [`crate::session::SessionSettings`]). 1 = real time.
+    /// How webhook deliveries are tried (see [`crate::webhooks`]).
+    pub webhook_delivery: crate::webhooks::DeliveryPolicy,
     #[cfg(feature = "simulator")]
     pub client_time_factor: u32,
 }
@@ -106,6 +108,7 @@ impl ServiceConfig {
             restore_on_open: true,
             wipe_step_observer: None,
             login_step_observer: None,
+            webhook_delivery: crate::webhooks::DeliveryPolicy::default(),
             #[cfg(feature = "simulator")]
             client_time_factor: 1,
         }

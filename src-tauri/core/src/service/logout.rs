@@ -239,7 +239,7 @@ impl ServiceCore {
                 self.wipe_local(&id).await?;
             }
             if delete_device {
-                self.db.remove_device(&id)?;
+                self.remove_device_row(&id).await?;
                 self.report_wipe_step(&id, WipeStep::DeviceRemoved);
             }
             return Ok(LogoutOutcome {
@@ -380,7 +380,7 @@ impl ServiceCore {
         self.layout.remove_session_files(id)?;
         self.report_wipe_step(id, WipeStep::SessionFilesDeleted);
         if wipe.delete_device {
-            self.db.remove_device(id)?;
+            self.remove_device_row(id).await?;
             self.report_wipe_step(id, WipeStep::DeviceRemoved);
         }
         self.db.end_wipe(id)?;

@@ -43,6 +43,7 @@ mod reactions;
 mod reconcile;
 mod restore;
 mod revocation;
+mod webhook_settings;
 
 pub use config::{RetryPolicy, ServiceConfig};
 pub use login::{LoginStep, LoginStepObserver, OnPendingLogin};
@@ -97,6 +98,8 @@ struct ServiceCore {
     /// forgetting it.
     revocation_turns: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     revocation_runner: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Device changes on their way to the devices' webhooks.
+    webhooks: Arc<crate::webhooks::Outbox>,
     /// See [`DeviceService::startup_warnings`].
     startup_warnings: Mutex<Vec<String>>,
 }
@@ -153,9 +156,11 @@ impl DeviceService {
                 revocation_wakeup: Arc::new(tokio::sync::Notify::new()),
                 revocation_turns: Mutex::new(HashMap::new()),
                 revocation_runner: Mutex::new(None),
+                webhooks: crate::webhooks::Outbox::new(config.webhook_delivery),
                 startup_warnings: Mutex::new(opened.warnings),
             }),
         };
+        service.inner.start_webhooks().await?;
         service.scope_old_entries().await;
         service.recover().await?;
         service.reconcile(opened.lost).await?;
@@ -266,6 +271,7 @@ impl DeviceService {
             rt.take_session().stop().await;
         }
         self.inner.stop_revocations();
+        self.inner.webhooks.stop();
         // Lets another service (a restart in the same process) open the folder.
         self.inner
             .folder_lock
@@ -295,6 +301,7 @@ impl ServiceCore {
             linked = device.has_credentials,
             "device state"
         );
+        self.webhooks.device_changed(device);
         // No subscriber is not an error.
         let _ = self.events.send(ServiceEvent::DeviceChanged {
             device: device.clone(),

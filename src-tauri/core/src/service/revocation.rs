@@ -273,6 +273,7 @@ impl ServiceCore {
                 Outcome::Ok,
                 message.clone(),
             );
+            self.webhooks.revocation_finished(&revocation);
             let _ = self.events.send(ServiceEvent::RevocationRemoved {
                 jid: jid.to_owned(),
                 completed: true,

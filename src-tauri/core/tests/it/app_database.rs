@@ -20,7 +20,7 @@ fn database_is_private_in_wal_mode_and_survives_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("app.sqlite3");
     let db = AppDatabase::open(&path).unwrap();
-    assert_eq!(db.schema_version().unwrap(), 3);
+    assert_eq!(db.schema_version().unwrap(), 4);
     let mut d = device("phone-1");
     db.insert_device(&mut d).unwrap();
     d.state = DeviceState::Offline;
@@ -42,7 +42,7 @@ fn database_is_private_in_wal_mode_and_survives_reopening() {
     drop(db);
 
     let db = AppDatabase::open(&path).unwrap();
-    assert_eq!(db.schema_version().unwrap(), 3, "migrations run once");
+    assert_eq!(db.schema_version().unwrap(), 4, "migrations run once");
     assert_eq!(db.devices().unwrap(), vec![d.clone()]);
     assert_eq!(db.device(&d.id).unwrap(), Some(d));
 }
