@@ -288,8 +288,12 @@ class Contract:
         converted = self.conv.convert(schema, schema.get("$ref", "#").rsplit("/", 1)[-1])
         validator = jsonschema_rs.validator_for(converted, validate_formats=True)
         for err in validator.iter_errors(body):
-            where = ".".join(str(p) for p in err.instance_path) or "(body)"
-            self.problems.append((method, path, status, where, f"GOWA's schema: {err.message}", True))
+            message = err.message
+            if SECRET_KEYS & {p for p in err.instance_path if isinstance(p, str)}:
+                message = f"the value (not shown) fails `{list(err.schema_path)[-1]}`"
+            where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}"
+                            for p in err.instance_path).lstrip(".") or "(body)"
+            self.problems.append((method, path, status, where, f"GOWA's schema: {message}", True))
         skip = {f for (m, p, f), name in CONDITIONAL.items()
                 if m == method and p == path and name not in sent_fields}
         miss = []
@@ -359,8 +363,24 @@ def ours_resolve_response(doc, response):
     return node
 
 
+# Values never printed: QR payloads (the SVG data URL draws one), pairing
+# codes, webhook secrets.
+SECRET_KEYS = {"qr_data_url", "pair_code", "webhook_secret", "qr", "secret"}
+
+
+def redacted(value):
+    if isinstance(value, dict):
+        return {k: "<redacted>" if k in SECRET_KEYS else redacted(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redacted(v) for v in value]
+    return value
+
+
 def short(response):
-    text = response.text
+    try:
+        text = json.dumps(redacted(response.json()))
+    except ValueError:
+        text = response.text
     return text if len(text) <= 300 else text[:300] + "..."
 
 
