@@ -518,6 +518,9 @@ class Flow:
         self.wait(app, True)
         self.call(c.app_logout, app)
         self.wait(app, False)
+        # A code login while a QR login is pending: GOWA asks for the code on
+        # the open connection.
+        self.call(c.app_login, app)
         code = self.call(c.app_login_with_code, app, "628912341004")
         self.s.enter_code("628912341004", code.results.pair_code)
         self.wait(app, True)
