@@ -17,6 +17,9 @@ TAURI_DRIVER_VERSION := 2.1.0
 SCHEMATHESIS_VERSION := 4.32.5
 FUZZ_VENV := target/fuzz-venv
 FUZZ_STAMP := $(FUZZ_VENV)/.schemathesis-$(SCHEMATHESIS_VERSION)
+# What tests/gowa/*.py import, pinned (already Schemathesis's dependencies at
+# these versions; named so that an upgrade of it cannot drop them).
+GOWA_PY_PACKAGES := PyYAML==6.0.4 requests==2.34.2 jsonschema_rs==0.60.3
 # Examples per API operation and phase; raise it for a longer local run.
 FUZZ_EXAMPLES ?= 30
 
@@ -27,7 +30,7 @@ BAILEYS_STAMP := $(BAILEYS_DIR)/node_modules/.npm-install-done
 SCREENSHOTS := $(CURDIR)/test-output/screenshots
 NEXTEST := $(shell cargo nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: help run deps test-deps ui lint test test-rust test-ui test-fuzz test-sim-conformance package clean bindings openapi bench
+.PHONY: help run deps test-deps ui lint test test-rust test-ui test-fuzz test-gowa test-sim-conformance package clean bindings openapi bench
 
 help:
 	@echo "make run      install what is missing, build the UI, start the app"
@@ -78,7 +81,8 @@ $(FUZZ_STAMP):
 	@$(call install_debs,python3-venv)
 	rm -rf $(FUZZ_VENV)
 	python3 -m venv $(FUZZ_VENV)
-	$(FUZZ_VENV)/bin/pip install --quiet --disable-pip-version-check schemathesis==$(SCHEMATHESIS_VERSION)
+	$(FUZZ_VENV)/bin/pip install --quiet --disable-pip-version-check schemathesis==$(SCHEMATHESIS_VERSION) \
+		$(GOWA_PY_PACKAGES)
 	@touch $@
 
 ## Building and running -----------------------------------------------------
@@ -130,6 +134,18 @@ test-fuzz: $(FUZZ_STAMP)
 		target/debug/wa-device-admin target/debug/wa-sim \
 		--max-examples $(FUZZ_EXAMPLES) --phases examples,coverage,fuzzing
 
+# go-whatsapp-web-multidevice (GOWA) compatibility, against `serve` and the
+# wa-sim binary on 127.0.0.1: GOWA's own device-route schemas (vendored in
+# tests/gowa/) against our answers and docs/openapi.json, then a typed client
+# written from GOWA's document through every device and /app/* call. The
+# same build as test-fuzz; both scripts run, the target fails if either does.
+test-gowa: $(FUZZ_STAMP)
+	cargo test --workspace --locked --no-run $(TEST_FEATURES) >/dev/null
+	status=0; \
+	tests/desktop-session.sh $(FUZZ_VENV)/bin/python tests/gowa/contract.py --bin-dir target/debug || status=1; \
+	tests/desktop-session.sh $(FUZZ_VENV)/bin/python tests/gowa/client.py --bin-dir target/debug || status=1; \
+	exit $$status
+
 # Baileys, an independent client, through every linked-device flow against
 # the wa-sim binary (loopback only) at 0 and 30 ms of latency; prints each
 # flow's time. Alone: `make test-sim-conformance`.
@@ -139,7 +155,7 @@ test-sim-conformance: $(BAILEYS_STAMP)
 	cargo test --workspace --locked --no-run $(TEST_FEATURES) >/dev/null
 	node $(BAILEYS_DIR)/conformance.mjs --sim target/debug/wa-sim
 
-test: test-deps ui lint test-ui test-rust test-fuzz test-sim-conformance
+test: test-deps ui lint test-ui test-rust test-fuzz test-gowa test-sim-conformance
 	@echo
 	@echo "All checks passed. Screenshots of the end-to-end suite: $(SCREENSHOTS)"
 	@ls -1 $(SCREENSHOTS)
