@@ -480,8 +480,26 @@ class Flow:
         self.expect("a linked device has a JID", mine and mine[0].jid.endswith("@s.whatsapp.net"))
         self.call(c.reconnect_device, "sdk-qr")
         self.wait("sdk-qr", True)
-        # ...a pairing-code login on another, the phone in a JSON body.
-        self.call(c.add_device, "sdk-code")
+        # ...a pairing-code login on another, the phone in a JSON body; this
+        # one is created with GOWA's webhook fields (the events are this
+        # app's: it sends device events, not GOWA's message events).
+        hook = "http://127.0.0.1:9/hook"
+        added = self.call(c.add_device, "sdk-code", webhook_url=hook, webhook_secret="sdk-secret",
+                          webhook_events="device.logged_in", webhook_insecure_skip_verify=False)
+        self.expect("addDevice echoes the webhook URL", added.results and added.results.webhook_url == hook)
+        self.expect("addDevice never echoes the webhook secret",
+                    added.results and added.results.webhook_secret not in ("", "sdk-secret"))
+        hooked = self.call(c.get_device_webhook, "sdk-code")
+        self.expect("getDeviceWebhook has the URL and events",
+                    hooked.results and hooked.results.webhook_url == hook
+                    and hooked.results.webhook_events == "device.logged_in")
+        kept = self.call(c.update_device_webhook, "sdk-code", webhook_url=hook + "2",
+                         webhook_secret=hooked.results.webhook_secret)
+        self.expect("updateDeviceWebhook with the secret read back keeps a secret",
+                    kept.results and kept.results.webhook_url == hook + "2" and kept.results.webhook_secret != "")
+        cleared = self.call(c.update_device_webhook, "sdk-code", webhook_url="")
+        self.expect("updateDeviceWebhook with an empty URL clears it",
+                    cleared.results and cleared.results.webhook_url == "" and cleared.results.webhook_secret == "")
         code = self.call(c.login_device_with_code, "sdk-code", "628912341002", phone_in_body=True)
         self.s.enter_code("628912341002", code.results.pair_code)
         self.wait("sdk-code", True)
