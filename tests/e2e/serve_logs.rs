@@ -51,11 +51,15 @@ impl Api {
     }
 
     fn create(&self, id: &str) {
+        self.create_with(serde_json::json!({ "device_id": id }));
+    }
+
+    fn create_with(&self, body: Value) {
         let created = Command::new("curl")
             .args(["-s", "-X", "POST", "-u"])
             .arg(format!("{USER}:{}", self.password))
             .args(["-H", "Content-Type: application/json", "-d"])
-            .arg(format!(r#"{{"device_id":"{id}"}}"#))
+            .arg(body.to_string())
             .arg(format!("{}/devices", self.base))
             .output()
             .expect("run curl");
@@ -99,6 +103,61 @@ fn keyring_entry(data: &Path, device_id: &str) -> Value {
         .output()
         .expect("run secret-tool");
     serde_json::from_slice(&output.stdout).expect("the device's keyring entry is JSON")
+}
+
+/// A webhook receiver on 127.0.0.1 that answers 500 to every other POST
+/// (the first of each delivery, with the service's retries) and counts the
+/// signed ones.
+struct WebhookReceiver {
+    addr: std::net::SocketAddr,
+    signed: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl WebhookReceiver {
+    fn start() -> WebhookReceiver {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let signed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = std::sync::Arc::clone(&signed);
+        std::thread::spawn(move || {
+            for (n, stream) in listener.incoming().enumerate() {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                let (mut length, mut has_signature) = (0usize, false);
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    let lower = line.to_ascii_lowercase();
+                    if let Some(v) = lower.strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                    has_signature |= lower.starts_with("x-hub-signature-256: sha256=");
+                }
+                let mut body = vec![0; length];
+                let _ = reader.read_exact(&mut body);
+                if has_signature {
+                    counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+                let status = if n % 2 == 0 {
+                    "500 Internal Server Error"
+                } else {
+                    "200 OK"
+                };
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+            }
+        });
+        WebhookReceiver { addr, signed }
+    }
+
+    fn signed_posts(&self) -> usize {
+        self.signed.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 /// Every form a secret could take in a log line.
@@ -181,8 +240,22 @@ async fn a_trace_log_of_logins_and_logouts_holds_no_secret() {
     let api = Api { base, password };
     let data_dir = data.path().join("data");
 
-    // A QR login: the phone scans the PNG the API serves.
-    api.create("by-qr");
+    // A QR login: the phone scans the PNG the API serves. The device has a
+    // signed webhook, whose receiver refuses the first try of each delivery,
+    // so signing and retrying run at trace level too.
+    let receiver = WebhookReceiver::start();
+    let webhook_secret = format!(
+        "hook-{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("time")
+            .as_nanos()
+    );
+    api.create_with(serde_json::json!({
+        "device_id": "by-qr",
+        "webhook_url": format!("http://{}/hook", receiver.addr),
+        "webhook_secret": webhook_secret,
+    }));
     let login = api.call("GET", "/devices/by-qr/login");
     assert_eq!(login["code"], "SUCCESS", "{login}");
     let payload = png_qr_payload(&api.bytes("/devices/by-qr/login/qr.png"));
@@ -221,6 +294,12 @@ async fn a_trace_log_of_logins_and_logouts_holds_no_secret() {
         })
         .collect();
 
+    // The login's delivery: refused once, then retried (1 s later).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while receiver.signed_posts() < 2 {
+        assert!(Instant::now() < deadline, "no signed webhook retry");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     for id in ["by-qr", "by-code"] {
         let out = api.call("POST", &format!("/devices/{id}/logout"));
         assert_eq!(out["code"], "SUCCESS", "{out}");
@@ -267,7 +346,11 @@ async fn a_trace_log_of_logins_and_logouts_holds_no_secret() {
     assert!(with("action", "by-code", "action", "login_code"));
 
     // No secret, in any form.
-    let mut secrets: Vec<(String, Vec<u8>)> = vec![
+    let mut secrets: Vec<(String, Vec<u8>)> = forms(webhook_secret.as_bytes())
+        .into_iter()
+        .map(|(form, bytes)| (format!("webhook secret ({form})"), bytes))
+        .collect();
+    secrets.extend([
         ("password".to_owned(), api.password.clone().into_bytes()),
         ("QR payload".to_owned(), payload.clone().into_bytes()),
         ("pairing code".to_owned(), code.clone().into_bytes()),
@@ -275,7 +358,7 @@ async fn a_trace_log_of_logins_and_logouts_holds_no_secret() {
             "pairing code".to_owned(),
             code.replace('-', "").into_bytes(),
         ),
-    ];
+    ]);
     for (n, part) in payload.split(',').enumerate() {
         secrets.push((format!("QR part {n}"), part.as_bytes().to_vec()));
         if let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(part) {
