@@ -20,6 +20,7 @@ mod routine_iqs;
 mod serve;
 mod session;
 mod sim;
+mod usync;
 
 pub use control::ControlClient;
 pub use error::{PhoneError, SimError, WaitTimeout};

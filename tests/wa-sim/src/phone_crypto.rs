@@ -12,6 +12,8 @@ use crate::noise::parse_public;
 
 const ACCOUNT_SIGNATURE_PREFIX: [u8; 2] = [6, 0];
 const DEVICE_SIGNATURE_PREFIX: [u8; 2] = [6, 1];
+/// WhatsApp's `ADV_PREFIX_KEY_INDEX_LIST_ACCOUNT_SIGNATURE`.
+const KEY_INDEX_LIST_SIGNATURE_PREFIX: [u8; 2] = [6, 2];
 
 /// `ADVSignedDeviceIdentityHMAC` bytes for `<pair-success><device-identity>`:
 /// details signed with the phone's identity key over the companion's identity
@@ -21,11 +23,12 @@ pub(crate) fn signed_device_identity(
     phone_identity: &KeyPair,
     companion_identity: &[u8; 32],
     adv_secret: &[u8; 32],
+    adv_raw_id: u32,
     key_index: u32,
     now_secs: u64,
 ) -> Result<Vec<u8>, PhoneError> {
     let details = wa::ADVDeviceIdentity {
-        raw_id: Some(rand::random::<u32>()),
+        raw_id: Some(adv_raw_id),
         timestamp: Some(now_secs),
         key_index: Some(key_index),
         ..Default::default()
@@ -49,6 +52,48 @@ pub(crate) fn signed_device_identity(
     Ok(wa::ADVSignedDeviceIdentityHMAC {
         details: Some(signed),
         hmac: Some(hmac.to_vec()),
+        ..Default::default()
+    }
+    .encode_to_vec())
+}
+
+/// What the phone vouches for in its key-index list: which key indexes its
+/// linked companions hold, out of all it has issued.
+pub(crate) struct KeyIndexList {
+    pub(crate) adv_raw_id: u32,
+    /// When the list last changed (unix seconds).
+    pub(crate) timestamp: u64,
+    /// The highest key index issued so far.
+    pub(crate) current_index: u32,
+    /// Key indexes of the companions linked now.
+    pub(crate) valid_indexes: Vec<u32>,
+}
+
+/// `ADVSignedKeyIndexList` bytes for a usync `<key-index-list>`: the list,
+/// signed with the phone's identity key over the prefix and the serialized
+/// details. Clients check it against the primary's identity key (so no
+/// `accountSignatureKey` is carried) and drop companions whose key index is
+/// neither valid nor newer than `current_index`.
+pub(crate) fn signed_key_index_list(
+    phone_identity: &KeyPair,
+    list: &KeyIndexList,
+) -> Result<Vec<u8>, wacore::libsignal::protocol::CurveError> {
+    let details = wa::ADVKeyIndexList {
+        raw_id: Some(list.adv_raw_id),
+        timestamp: Some(list.timestamp),
+        current_index: Some(list.current_index),
+        valid_indexes: list.valid_indexes.clone(),
+        ..Default::default()
+    }
+    .encode_to_vec();
+    let mut signed_message = Vec::with_capacity(2 + details.len());
+    signed_message.extend_from_slice(&KEY_INDEX_LIST_SIGNATURE_PREFIX);
+    signed_message.extend_from_slice(&details);
+    let account_signature =
+        wacore::crypto::calculate_curve_signature(&phone_identity.private_key, &signed_message)?;
+    Ok(wa::ADVSignedKeyIndexList {
+        details: Some(details),
+        account_signature: Some(account_signature.to_vec()),
         ..Default::default()
     }
     .encode_to_vec())

@@ -19,6 +19,7 @@ use crate::sim::{
     LinkTicket, LinkedDevice, LogoutReply, PendingCode, QrRef, Registration, SessionEntry,
     SessionRole, SimEvent, Simulator, unix_now,
 };
+use crate::usync::{self, Account, Refusal, UserKey};
 
 /// The byte pipe between a client and its session, whatever carries it
 /// (in-process channels or a WebSocket).
@@ -506,10 +507,11 @@ impl Session {
                 s.faults.refuse_logins_with_503 -= 1;
                 return Err(failure("503"));
             }
-            let linked = s
-                .phones
-                .get(&phone)
-                .and_then(|p| p.linked.get(&device).map(|d| (d.noise_key, d.lid.clone())));
+            let linked = s.phones.get(&phone).and_then(|p| {
+                p.companions()
+                    .get(&device)
+                    .map(|d| (d.noise_key, d.lid.clone()))
+            });
             match linked {
                 Some((key, lid)) if key == noise_key && device != 0 => {
                     if let Some(entry) = s.sessions.get_mut(&id) {
@@ -668,15 +670,68 @@ impl Session {
                     .children([routine_iqs::privacy_settings()])
                     .build(),
             ),
-            _ => {
-                log::info!(
-                    "session {}: iq xmlns={xmlns} <{child_tag}> is not modelled, answered 501",
-                    self.id
-                );
-                Some(iq_error(&id, 501, "feature-not-implemented"))
-            }
+            ("usync", "usync") if kind == "get" => Some(self.answer_usync(&id, child)),
+            _ => Some(self.not_modelled(&id, &xmlns, format!("<{child_tag}>"))),
         };
         Ok(reply)
+    }
+
+    /// 501, logged and recorded, for anything the simulator does not model.
+    fn not_modelled(&self, id: &str, xmlns: &str, what: String) -> Node {
+        log::info!(
+            "session {}: iq xmlns={xmlns} {what} is not modelled, answered 501",
+            self.id
+        );
+        self.sim.record(SimEvent::IqNotModelled {
+            session: self.id,
+            xmlns: xmlns.to_string(),
+            what,
+        });
+        iq_error(id, 501, "feature-not-implemented")
+    }
+
+    /// A usync query, answered from the phones' current state. Only a
+    /// logged-in device may ask.
+    fn answer_usync(&mut self, id: &str, query: Option<&Node>) -> Node {
+        let Some(jid) = self.jid.clone() else {
+            return iq_error(id, 401, "not-authorized");
+        };
+        let Some(query) = query else {
+            return iq_error(id, 400, "bad-request");
+        };
+        let answered = usync::answer(query, |key| {
+            self.sim.read_state(|s| match key {
+                UserKey::Number(number) => {
+                    s.phones.get(number).map(|phone| Account::of(number, phone))
+                }
+                UserKey::Lid(lid_user) => s
+                    .phones
+                    .iter()
+                    .find(|(_, phone)| phone.lid_user == lid_user)
+                    .map(|(number, phone)| Account::of(number, phone)),
+            })
+        });
+        match answered {
+            Ok(answer) => {
+                self.sim.record(SimEvent::UsyncAnswered {
+                    session: self.id,
+                    jid: jid.to_string(),
+                    protocols: answer.protocols,
+                    listed: answer.listed,
+                    unchanged: answer.unchanged,
+                });
+                result(id).children([answer.usync]).build()
+            }
+            Err(Refusal::NotModelled(what)) => self.not_modelled(id, "usync", what),
+            Err(Refusal::BadRequest(why)) => {
+                log::info!("session {}: usync refused: {why}", self.id);
+                iq_error(id, 400, "bad-request")
+            }
+            Err(Refusal::Internal(why)) => {
+                log::warn!("session {}: usync failed: {why}", self.id);
+                iq_error(id, 500, "internal-server-error")
+            }
+        }
     }
 
     /// The pre-key upload after a login. WhatsApp accepts it and the client
@@ -744,7 +799,7 @@ impl Session {
             let device = s
                 .phones
                 .get_mut(jid.user.as_str())
-                .and_then(|phone| phone.linked.get_mut(&jid.device))?;
+                .and_then(|phone| phone.companion_mut(jid.device))?;
             Some(f(&mut s.events, jid, device))
         })
     }
@@ -758,7 +813,7 @@ impl Session {
             LogoutReply::Ok => {
                 self.sim.with_state(|s| {
                     if let Some(phone) = s.phones.get_mut(jid.user.as_str()) {
-                        phone.linked.remove(&jid.device);
+                        phone.remove_companion(jid.device);
                     }
                     s.events.push(SimEvent::Unlinked {
                         jid: jid.to_string(),
@@ -780,7 +835,7 @@ impl Session {
                     tokio::time::sleep(Duration::from_millis(ms)).await;
                     sim.with_state(|s| {
                         if let Some(phone) = s.phones.get_mut(jid.user.as_str()) {
-                            phone.linked.remove(&jid.device);
+                            phone.remove_companion(jid.device);
                         }
                         s.events.push(SimEvent::Unlinked {
                             jid: jid.to_string(),

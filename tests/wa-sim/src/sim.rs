@@ -182,6 +182,24 @@ pub enum SimEvent {
     },
     /// A connection ended.
     SessionClosed { session: u64, jid: Option<String> },
+    /// `jid` ran a usync query for `protocols`: `listed` are the users in the
+    /// answer, `unchanged` those left out because the client's device-list
+    /// hash was current.
+    UsyncAnswered {
+        session: u64,
+        jid: String,
+        protocols: Vec<String>,
+        listed: Vec<String>,
+        unchanged: Vec<String>,
+    },
+    /// An IQ the simulator does not model was answered with a 501 error:
+    /// its `xmlns`, and `what` in it (its first child, or the usync mode or
+    /// protocol) is not modelled.
+    IqNotModelled {
+        session: u64,
+        xmlns: String,
+        what: String,
+    },
 }
 
 /// What a live connection is doing, as far as the simulator's state goes.
@@ -229,9 +247,66 @@ pub(crate) struct SessionEntry {
 pub(crate) struct PhoneRecord {
     pub(crate) identity: KeyPair,
     pub(crate) lid_user: String,
+    /// The account's ADV id: the same in every device identity the phone
+    /// signs and in its key-index list. Clients take a different one for a
+    /// re-registered account and drop what they knew of its devices.
+    pub(crate) adv_raw_id: u32,
     next_device: u16,
     next_key_index: u32,
-    pub(crate) linked: BTreeMap<u16, LinkedDevice>,
+    /// Companions by device id. Changed only through `add_companion` and
+    /// `remove_companion`, which keep `device_list_changed_at` true.
+    linked: BTreeMap<u16, LinkedDevice>,
+    /// When the set of linked companions last changed (unix seconds): the
+    /// timestamp of the phone's signed key-index list.
+    device_list_changed_at: u64,
+}
+
+impl PhoneRecord {
+    fn new() -> Self {
+        Self {
+            identity: wacore::crypto::generate_curve_key_pair(),
+            lid_user: format!(
+                "{}",
+                rand::random_range(100_000_000_000_000u64..999_999_999_999_999)
+            ),
+            adv_raw_id: rand::random(),
+            next_device: 1,
+            next_key_index: 1,
+            linked: BTreeMap::new(),
+            device_list_changed_at: unix_now(),
+        }
+    }
+
+    pub(crate) fn companions(&self) -> &BTreeMap<u16, LinkedDevice> {
+        &self.linked
+    }
+
+    pub(crate) fn companion_mut(&mut self, device: u16) -> Option<&mut LinkedDevice> {
+        self.linked.get_mut(&device)
+    }
+
+    fn add_companion(&mut self, device: u16, linked: LinkedDevice) {
+        self.linked.insert(device, linked);
+        self.device_list_changed_at = unix_now();
+    }
+
+    pub(crate) fn remove_companion(&mut self, device: u16) -> Option<LinkedDevice> {
+        let removed = self.linked.remove(&device);
+        if removed.is_some() {
+            self.device_list_changed_at = unix_now();
+        }
+        removed
+    }
+
+    /// The highest key index the phone has issued, linked or not (0 before
+    /// the first).
+    pub(crate) fn current_key_index(&self) -> u32 {
+        self.next_key_index - 1
+    }
+
+    pub(crate) fn device_list_changed_at(&self) -> u64 {
+        self.device_list_changed_at
+    }
 }
 
 #[derive(Default)]
@@ -327,16 +402,7 @@ impl Simulator {
             state
                 .phones
                 .entry(number.clone())
-                .or_insert_with(|| PhoneRecord {
-                    identity: wacore::crypto::generate_curve_key_pair(),
-                    lid_user: format!(
-                        "{}",
-                        rand::random_range(100_000_000_000_000u64..999_999_999_999_999)
-                    ),
-                    next_device: 1,
-                    next_key_index: 1,
-                    linked: BTreeMap::new(),
-                });
+                .or_insert_with(PhoneRecord::new);
         });
         Phone {
             sim: self.clone(),
@@ -934,7 +1000,7 @@ impl Phone {
                 .find(|d| d.jid == *jid)
                 .map(|d| d.jid.device)
                 .ok_or_else(|| PhoneError::UnknownDevice(jid.to_string()))?;
-            phone.linked.remove(&device);
+            phone.remove_companion(device);
             for entry in s.sessions.values() {
                 if matches!(&entry.role, SessionRole::LoggedIn { jid: j } if j == jid) {
                     let _ = entry
@@ -970,7 +1036,7 @@ impl Phone {
 
     async fn link_inner(&self, ticket: &LinkTicket) -> Result<Jid, PhoneError> {
         let config = &self.sim.inner.config;
-        let (device, key_index, lid_user, identity) = self.sim.with_state(|s| {
+        let (device, key_index, lid_user, identity, adv_raw_id) = self.sim.with_state(|s| {
             let phone = s
                 .phones
                 .get_mut(&self.number)
@@ -984,6 +1050,7 @@ impl Phone {
                 key_index,
                 phone.lid_user.clone(),
                 phone.identity.clone(),
+                phone.adv_raw_id,
             ))
         })?;
         let jid = Jid::pn_device(self.number.as_str(), device);
@@ -992,6 +1059,7 @@ impl Phone {
             &identity,
             &ticket.companion_identity,
             &ticket.adv_secret,
+            adv_raw_id,
             key_index,
             unix_now(),
         )?;
@@ -1103,7 +1171,7 @@ impl LinkRecord {
             if phone.linked.len() >= max {
                 return Err(PhoneError::DeviceLimit(max));
             }
-            phone.linked.insert(self.device, self.linked);
+            phone.add_companion(self.device, self.linked);
             s.events.push(SimEvent::Paired { jid, with });
             Ok(())
         })?;

@@ -429,3 +429,105 @@ pub async fn fifth_device_refused(target: &Target) {
         client.stop().await;
     }
 }
+
+/// The `n`th (1-based) simulator event of kind `event` about `jid`, waited for.
+async fn nth_sim_event(target: &Target, event: &str, jid: &str, n: usize) -> Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(found) = sim_events(target, event, jid).await.into_iter().nth(n - 1) {
+            return found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {event} #{n} for {jid}; simulator events {:?}",
+            target.events().await
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// The devices the client's registry holds for the phone's account, sorted.
+async fn registry_devices(client: &TestClient) -> Vec<String> {
+    let account = wa_sim::Jid::pn(PHONE);
+    let mut devices: Vec<String> = client
+        .client
+        .signal()
+        .get_user_devices(std::slice::from_ref(&account))
+        .await
+        .expect("device list resolves")
+        .iter()
+        .map(|d| d.to_string())
+        .collect();
+    devices.sort();
+    devices
+}
+
+/// After every login whatsapp-rust asks (usync) for its own account's device
+/// list, sending back the hash of the list it holds. The simulator answers
+/// with the phone and its linked companions and their signed key-index list;
+/// the client keeps it, so the next login's hash is current and the account
+/// is left out ("unchanged"), until another companion is linked.
+pub async fn own_device_list_synced(target: &Target) {
+    let (client, jid, backend) = pair(target).await;
+    let first = nth_sim_event(target, "usync_answered", &jid, 1).await;
+    assert_eq!(first["protocols"], serde_json::json!(["devices"]));
+    let listed: Vec<&str> = first["listed"]
+        .as_array()
+        .expect("listed users")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(listed.len(), 2, "own PN and LID: {first}");
+    assert!(listed.contains(&format!("{PHONE}@s.whatsapp.net").as_str()));
+    assert!(listed.iter().any(|user| user.ends_with("@lid")), "{first}");
+    client.stop().await;
+    target.wait_offline(&jid).await;
+
+    // The client stored what it was told: its hash is current.
+    let client = target.client(&backend, ClientOptions::default()).await;
+    client.wait_connected(1).await;
+    let second = nth_sim_event(target, "usync_answered", &jid, 2).await;
+    assert_eq!(second["listed"], serde_json::json!([]), "{second}");
+    assert_eq!(second["unchanged"].as_array().map(Vec::len), Some(2));
+    let mut phone_and_companion = vec![jid.clone(), format!("{PHONE}@s.whatsapp.net")];
+    phone_and_companion.sort();
+    assert_eq!(registry_devices(&client).await, phone_and_companion);
+    // Served from the registry: no further query.
+    assert_eq!(sim_events(target, "usync_answered", &jid).await.len(), 2);
+
+    // A second companion changes the list; the next login is told.
+    let (other, other_jid, _other_backend) = pair(target).await;
+    client.stop().await;
+    target.wait_offline(&jid).await;
+    let client = target.client(&backend, ClientOptions::default()).await;
+    client.wait_connected(1).await;
+    let third = nth_sim_event(target, "usync_answered", &jid, 3).await;
+    assert_eq!(third["listed"].as_array().map(Vec::len), Some(2), "{third}");
+    let mut all = phone_and_companion;
+    all.push(other_jid.clone());
+    all.sort();
+    // The answer is applied after the simulator recorded sending it.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let held = registry_devices(&client).await;
+        if held == all {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "registry holds {held:?}, not {all:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(sim_events(target, "usync_answered", &jid).await.len(), 3);
+
+    let refused: Vec<Value> = target
+        .events()
+        .await
+        .into_iter()
+        .filter(|e| e["event"] == "iq_not_modelled" && e["xmlns"] == "usync")
+        .collect();
+    assert!(refused.is_empty(), "usync answered 501: {refused:?}");
+    other.stop().await;
+    client.stop().await;
+}

@@ -45,4 +45,5 @@ both_ways!(
     stalled_server_reconnects,
     qr_refs_exhausted,
     fifth_device_refused,
+    own_device_list_synced,
 );
