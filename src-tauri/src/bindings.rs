@@ -16,6 +16,7 @@ use crate::api_setting::{ApiSettingsUpdate, ApiStatus};
 use crate::command_names::COMMANDS;
 use crate::commands::AppInfo;
 use crate::events::{DeviceRemovedEvent, EVENTS, NoticeEvent, RevocationRemovedEvent};
+use wa_device_core::webhooks::{Webhook, WebhookEvent};
 
 /// The committed file, relative to the repository root.
 pub const BINDINGS_PATH: &str = "ui/src/lib/bindings.ts";
@@ -46,6 +47,8 @@ pub fn render() -> String {
         NoticeEvent::decl(&cfg),
         ApiStatus::decl(&cfg),
         ApiSettingsUpdate::decl(&cfg),
+        Webhook::decl(&cfg),
+        WebhookEvent::decl(&cfg),
     ];
     let mut out = String::from(
         "// Generated from the Rust types by `make bindings`; do not edit.\n\

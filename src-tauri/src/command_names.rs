@@ -24,4 +24,6 @@ pub const COMMANDS: &[&str] = &[
     "list_revocations",
     "retry_revocation",
     "forget_revocation",
+    "device_webhook",
+    "set_device_webhook",
 ];

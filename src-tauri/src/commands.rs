@@ -10,6 +10,7 @@ use tauri::Runtime;
 use tauri::ipc::Invoke;
 
 use crate::api_setting::{ApiSetting, ApiSettingsUpdate, ApiStatus};
+use wa_device_core::webhooks::{SecretChange, Webhook, WebhookChange, WebhookEvent};
 use wa_device_core::{
     Actor, Device, DeviceList, DeviceService, HistoryEntry, LogoutOutcome, NewDevice, PRODUCT_NAME,
     PairingCode, PendingRevocation, QrCode, RevocationTry, ServiceError,
@@ -172,6 +173,36 @@ pub async fn forget_revocation(state: Shell<'_>, jid: String) -> Result<(), Serv
     service.forget_revocation(&jid, Actor::Desktop).await
 }
 
+/// The device's webhook (its URL, events, and whether deliveries are
+/// signed; never the secret).
+#[tauri::command]
+pub fn device_webhook(state: Shell<'_>, id: String) -> Result<Webhook, ServiceError> {
+    state.service.webhook(&id)
+}
+
+/// Sets the device's webhook; an empty `url` removes it. `secret`: `null`
+/// keeps the secret, `""` removes it, anything else replaces it.
+#[tauri::command]
+pub async fn set_device_webhook(
+    state: Shell<'_>,
+    id: String,
+    url: String,
+    events: Vec<WebhookEvent>,
+    secret: Option<String>,
+) -> Result<Webhook, ServiceError> {
+    let change = WebhookChange {
+        url,
+        events,
+        secret: match secret.as_deref() {
+            None => SecretChange::Keep,
+            Some("") => SecretChange::Remove,
+            Some(secret) => SecretChange::Set(secret.to_owned()),
+        },
+    };
+    let service = state.service.clone();
+    service.set_webhook(&id, change, Actor::Desktop).await
+}
+
 /// The window's handler of every command above; each is also listed in
 /// `command_names.rs` (a test checks the three agree).
 pub fn handler<R: Runtime>() -> impl Fn(Invoke<R>) -> bool + Send + Sync + 'static {
@@ -194,6 +225,8 @@ pub fn handler<R: Runtime>() -> impl Fn(Invoke<R>) -> bool + Send + Sync + 'stat
         list_revocations,
         retry_revocation,
         forget_revocation,
+        device_webhook,
+        set_device_webhook,
     ]
 }
 

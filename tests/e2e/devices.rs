@@ -17,7 +17,8 @@ use crate::selectors::{
     ADD_DIALOG, ADD_DIALOG_ID, ADD_DIALOG_LABEL, CODE_DIALOG, CODE_DIALOG_PHONE, DELETE_DIALOG,
     EMPTY_LIST, HEADER, HISTORY_DIALOG, HISTORY_ROWS, KEYRING_BANNER, LOGOUT_DIALOG,
     LOGOUT_DIALOG_CONFIRMATION, PAIRING_CODE, PENDING_UNLINKS_PANEL, QR_DIALOG, QR_DIALOG_ERROR,
-    TOASTS, device_card, device_reason, device_state, pending_unlink_try_now,
+    TOASTS, WEBHOOK_SECRET, WEBHOOK_SECTION, WEBHOOK_URL, device_card, device_reason, device_state,
+    pending_unlink_try_now,
 };
 
 /// Linking takes the client's fixed post-pairing wait (10 s, compressed here).
@@ -58,9 +59,14 @@ impl LoopbackSimulator {
 /// `secret-tool` (libsecret), not through the app's own code. Entries are
 /// named under the folder's keyring scope (the file `keyring-scope`).
 fn keyring_has_entry(app: &AppSession, device_id: &str) -> bool {
+    keyring_has(app, "device", device_id)
+}
+
+/// Whether the keyring has the folder's entry `<scope>/<kind>/<device_id>`.
+fn keyring_has(app: &AppSession, kind: &str, device_id: &str) -> bool {
     let scope = std::fs::read_to_string(app.data_dir.join("keyring-scope"))
         .expect("the app created its folder's keyring scope");
-    let name = format!("{}/device/{device_id}", scope.trim());
+    let name = format!("{}/{kind}/{device_id}", scope.trim());
     let output = Command::new("secret-tool")
         .args([
             "search",
@@ -244,6 +250,26 @@ async fn code_login_removal_reconnect_delete(theme: &str) {
     app.wait_for_text(HISTORY_ROWS, "Code login", STEP_TIMEOUT)
         .await;
     app.screenshot(&format!("history-{theme}")).await;
+
+    // A signed webhook, set in the same dialog: the secret goes to the
+    // keyring, the history records the change, the field never shows it.
+    app.type_into(WEBHOOK_URL, "https://hooks.example.com/wa")
+        .await;
+    app.type_into(WEBHOOK_SECRET, "e2e-webhook-secret").await;
+    app.click_button(WEBHOOK_SECTION, "Save webhook").await;
+    app.wait_for_text(HISTORY_ROWS, "Webhook changed", STEP_TIMEOUT)
+        .await;
+    assert!(
+        keyring_has(&app, "webhook", id),
+        "the secret is in the keyring"
+    );
+    let secret_field = app.element(WEBHOOK_SECRET).await;
+    assert_eq!(
+        secret_field.prop("value").await.expect("value"),
+        Some(String::new()),
+        "the secret field is emptied once saved"
+    );
+    app.screenshot(&format!("webhook-{theme}")).await;
     app.click_button(HISTORY_DIALOG, "Close").await;
     app.wait_until_gone(HISTORY_DIALOG, STEP_TIMEOUT).await;
 
@@ -268,6 +294,10 @@ async fn code_login_removal_reconnect_delete(theme: &str) {
     app.wait_until_gone(&device_card(id), STEP_TIMEOUT).await;
     app.wait_for_text(EMPTY_LIST, "No devices yet", STEP_TIMEOUT)
         .await;
+    assert!(
+        !keyring_has(&app, "webhook", id),
+        "a deleted device's webhook secret is gone"
+    );
     app.close().await;
     server.endpoints.shutdown().await;
 }

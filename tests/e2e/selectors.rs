@@ -95,3 +95,8 @@ pub const API_DIALOG_ENABLED: &str = "[data-testid=api-dialog] input[name=enable
 pub const API_DIALOG_LISTEN: &str = "[data-testid=api-dialog] input[name=listen]";
 /// The REST API password.
 pub const API_DIALOG_PASSWORD: &str = "[data-testid=api-dialog] input[name=password]";
+
+/// The webhook section of the history dialog, and its fields.
+pub const WEBHOOK_SECTION: &str = "[data-testid=webhook-section]";
+pub const WEBHOOK_URL: &str = "[data-testid=webhook-section] #webhook-url";
+pub const WEBHOOK_SECRET: &str = "[data-testid=webhook-section] #webhook-secret";

@@ -47,6 +47,8 @@ describe("tauriBackend", () => {
       backend.listRevocations(),
       backend.retryRevocation("j"),
       backend.forgetRevocation("j"),
+      backend.deviceWebhook("d"),
+      backend.setDeviceWebhook("d", "", [], null),
     ]);
     expect([...invoked].sort()).toEqual([...COMMANDS].sort());
   });

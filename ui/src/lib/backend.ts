@@ -20,6 +20,8 @@ import type {
   RevocationRemovedEvent,
   RevocationTry,
   ServiceError,
+  Webhook,
+  WebhookEvent,
 } from "./bindings";
 
 export type * from "./bindings";
@@ -65,6 +67,18 @@ export interface Backend {
   retryRevocation(jid: string): Promise<RevocationTry>;
   /** "Forget without unlinking": deletes the link's keys, stops retrying. */
   forgetRevocation(jid: string): Promise<null>;
+  /** The device's webhook: URL, events, whether it signs (never the secret). */
+  deviceWebhook(id: string): Promise<Webhook>;
+  /**
+   * Sets the device's webhook; an empty `url` removes it. `secret`: `null`
+   * keeps the one set, `""` removes it, anything else replaces it.
+   */
+  setDeviceWebhook(
+    id: string,
+    url: string,
+    events: WebhookEvent[],
+    secret: string | null,
+  ): Promise<Webhook>;
   /** Starts delivering events; resolves once listening, with the function that stops it. */
   subscribe(handlers: BackendEvents): Promise<() => void>;
 }
@@ -130,5 +144,8 @@ export const tauriBackend: Backend = {
   listRevocations: () => call<PendingRevocation[]>("list_revocations"),
   retryRevocation: (jid) => call<RevocationTry>("retry_revocation", { jid }),
   forgetRevocation: (jid) => call<null>("forget_revocation", { jid }),
+  deviceWebhook: (id) => call<Webhook>("device_webhook", { id }),
+  setDeviceWebhook: (id, url, events, secret) =>
+    call<Webhook>("set_device_webhook", { id, url, events, secret }),
   subscribe,
 };

@@ -162,6 +162,22 @@ problem: string | null, };
 
 export type ApiSettingsUpdate = { enabled: boolean, listen: string, user: string, password?: string, };
 
+export type Webhook = { device_id: string, 
+/**
+ * Empty when the device has no webhook.
+ */
+url: string, 
+/**
+ * The events sent; empty means every event.
+ */
+events: Array<WebhookEvent>, 
+/**
+ * Whether deliveries are signed (the secret is in the keyring).
+ */
+has_secret: boolean, };
+
+export type WebhookEvent = "device.logged_in" | "device.logged_out" | "device.removed_from_phone" | "device.banned" | "device.replaced" | "device.reconnecting" | "device.revocation_finished";
+
 /** Every command of the shell (`src-tauri/src/command_names.rs`). */
 export const COMMANDS = [
   "app_info",
@@ -182,6 +198,8 @@ export const COMMANDS = [
   "list_revocations",
   "retry_revocation",
   "forget_revocation",
+  "device_webhook",
+  "set_device_webhook",
 ] as const;
 
 export type Command = (typeof COMMANDS)[number];

@@ -9,6 +9,7 @@ import type {
   HistoryAction,
   Outcome,
   StateReason,
+  WebhookEvent,
 } from "./backend";
 
 export const STATES: DeviceState[] = [
@@ -148,6 +149,17 @@ export const actionWords: Record<HistoryAction, string> = {
   recovered_device: "Restored from its files",
   webhook_changed: "Webhook changed",
   webhook_failed: "Webhook delivery failed",
+};
+
+/** A webhook's events, as the window names them. */
+export const webhookEventWords: Record<WebhookEvent, string> = {
+  "device.logged_in": "Logged in",
+  "device.logged_out": "Logged out",
+  "device.removed_from_phone": "Removed from the phone",
+  "device.banned": "Banned",
+  "device.replaced": "Replaced",
+  "device.reconnecting": "Reconnecting",
+  "device.revocation_finished": "Unlink confirmed",
 };
 
 export const outcomeWords: Record<Outcome, string> = {

@@ -105,6 +105,15 @@ export function fakeBackend(
       }),
     history: () => Promise.resolve([]),
     exportHistoryCsv: () => Promise.resolve("at,device_id\n"),
+    deviceWebhook: (id) =>
+      Promise.resolve({ device_id: id, url: "", events: [], has_secret: false }),
+    setDeviceWebhook: (id, url, events, secret) =>
+      Promise.resolve({
+        device_id: id,
+        url,
+        events: url ? events : [],
+        has_secret: url !== "" && secret !== null && secret !== "",
+      }),
     apiStatus: () =>
       Promise.resolve({
         enabled: false,
