@@ -113,11 +113,23 @@ async fn the_device_comes_from_the_header_the_query_or_the_only_one() {
         .await;
     not_text.expect(400, "INVALID_ID");
 
-    // The list needs no device named, and is the list of `GET /devices`.
+    // The list needs no device named, and is the list of `GET /devices`,
+    // each item led by GOWA's `name` and `device` (the id).
     let list = rig.call(Method::GET, "/devices").await;
     let app_list = rig.call(Method::GET, "/app/devices").await;
     assert_eq!(app_list.status, StatusCode::OK);
-    assert_eq!(app_list.text, list.text);
+    let ours = list.json()["results"].as_array().unwrap().clone();
+    let theirs = app_list.json()["results"].as_array().unwrap().clone();
+    assert_eq!(ours.len(), theirs.len());
+    for (mut item, device) in theirs.into_iter().zip(ours) {
+        assert_eq!(item["device"], device["id"], "{item}");
+        // Never linked: no display name or phone, so the label (or "").
+        assert_eq!(item["name"], device["label"], "{item}");
+        let item = item.as_object_mut().unwrap();
+        item.remove("device");
+        item.remove("name");
+        assert_eq!(serde_json::Value::Object(item.clone()), device);
+    }
     assert_eq!(
         app_list.json()["results"].as_array().unwrap().len(),
         2,
@@ -169,7 +181,8 @@ async fn login_reconnect_and_logout_by_header() {
         .qr_png(results["qr_link"].as_str().unwrap())
         .await
         .unwrap();
-    rig.sim
+    let jid = rig
+        .sim
         .phone(PHONE)
         .scan(&png_qr_payload(&png))
         .await
@@ -179,7 +192,7 @@ async fn login_reconnect_and_logout_by_header() {
     assert_eq!(
         status.expect(200, "SUCCESS")["results"],
         json!({"device_id": "target", "is_connected": true, "is_logged_in": true,
-               "state": "logged_in", "detailed_state": "logged_in"})
+               "state": "logged_in", "detailed_state": "logged_in", "jid": jid.to_string()})
     );
     let again = rig.send(on_target(Method::GET, "/app/login")).await;
     assert_eq!(

@@ -91,7 +91,7 @@ async fn create_list_get_status_history_and_delete() {
     assert_eq!(
         status.expect(200, "SUCCESS")["results"],
         json!({"device_id": "front-desk", "is_connected": false, "is_logged_in": false,
-               "state": "disconnected", "detailed_state": "disconnected"})
+               "state": "disconnected", "detailed_state": "disconnected", "jid": ""})
     );
 
     let reconnect = rig

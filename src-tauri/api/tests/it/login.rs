@@ -38,7 +38,7 @@ async fn qr_login_then_logout_answers_exactly_and_blanks_the_device() {
     assert_eq!(
         status.expect(200, "SUCCESS")["results"],
         json!({"device_id": "my-device-id", "is_connected": true, "is_logged_in": false,
-               "state": "connected", "detailed_state": "pairing"})
+               "state": "connected", "detailed_state": "pairing", "jid": ""})
     );
     // A second login while one is pending restarts the QR flow, as
     // go-whatsapp-web-multidevice does: a fresh code from a fresh session,
@@ -92,7 +92,7 @@ async fn qr_login_then_logout_answers_exactly_and_blanks_the_device() {
     assert_eq!(
         status.expect(200, "SUCCESS")["results"],
         json!({"device_id": "my-device-id", "is_connected": true, "is_logged_in": true,
-               "state": "logged_in", "detailed_state": "logged_in"})
+               "state": "logged_in", "detailed_state": "logged_in", "jid": jid.to_string()})
     );
     // The QR images are gone once the login ended.
     rig.call(Method::GET, "/devices/my-device-id/login/qr.svg")
@@ -420,12 +420,7 @@ async fn a_code_asked_for_during_a_qr_login_comes_on_its_connection() {
 async fn a_refused_code_leaves_the_qr_login_scannable() {
     let rig = Rig::new().await;
     rig.create("refused").await;
-    let login = rig.call(Method::GET, "/devices/refused/login").await;
-    let link = login.expect(200, "SUCCESS")["results"]["qr_link"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let png = rig.qr_png(&link).await.expect("the QR code's PNG");
+    let payload = rig.qr_login_payload("refused").await;
     rig.sim.throttle_pairing_codes(PHONE, true);
     let answer = rig
         .call(
@@ -445,12 +440,7 @@ async fn a_refused_code_leaves_the_qr_login_scannable() {
     assert_eq!(device["detailed_state"], "pairing");
     assert_eq!(device["state_reason"], "qr_login_requested");
 
-    let jid = rig
-        .sim
-        .phone(PHONE)
-        .scan(&png_qr_payload(&png))
-        .await
-        .unwrap();
+    let jid = rig.sim.phone(PHONE).scan(&payload).await.unwrap();
     let device = rig.wait_for("refused", |d| d["state"] == "logged_in").await;
     assert_eq!(device["jid"], jid.to_string());
 }
@@ -471,16 +461,11 @@ async fn a_scan_crossing_a_code_request_links_once_and_answers_truly() {
         // A phone takes four companions; each round links its own.
         let phone = format!("1555300{round:04}");
         rig.create(&id).await;
-        let login = rig.call(Method::GET, &format!("/devices/{id}/login")).await;
-        let link = login.expect(200, "SUCCESS")["results"]["qr_link"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let png = rig.qr_png(&link).await.expect("the QR code's PNG");
+        let payload = rig.qr_login_payload(&id).await;
         let scan = {
             let rig = std::sync::Arc::clone(&rig);
             let phone = phone.clone();
-            tokio::spawn(async move { rig.sim.phone(&phone).scan(&png_qr_payload(&png)).await })
+            tokio::spawn(async move { rig.sim.phone(&phone).scan(&payload).await })
         };
         tokio::time::sleep(std::time::Duration::from_millis(15 * round)).await;
         let answer = rig

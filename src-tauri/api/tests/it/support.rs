@@ -141,6 +141,19 @@ impl Rig {
         }
     }
 
+    /// Starts a QR login of `id` through the API and returns the QR payload
+    /// its `qr_link` PNG shows, as a script reads it.
+    pub async fn qr_login_payload(&self, id: &str) -> String {
+        let login = self
+            .call(Method::GET, &format!("/devices/{id}/login"))
+            .await;
+        let link = login.expect(200, "SUCCESS")["results"]["qr_link"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        png_qr_payload(&self.qr_png(&link).await.expect("the QR code's PNG"))
+    }
+
     /// The PNG a `qr_link` serves, as `alice`; `None` when the answer is not
     /// 200 (the login ended).
     pub async fn qr_png(&self, link: &str) -> Option<Vec<u8>> {

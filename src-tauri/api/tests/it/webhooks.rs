@@ -13,7 +13,6 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use wa_device_core::DeviceId;
 use wa_device_core::webhooks::delivery::signature;
-use wa_test_support::qr::png_qr_payload;
 use wa_test_support::rig::{PHONE, WAIT};
 
 use crate::support::Rig;
@@ -108,18 +107,8 @@ impl Receiver {
 }
 
 async fn link(rig: &Rig, id: &str) -> String {
-    let login = rig.call(Method::GET, &format!("/devices/{id}/login")).await;
-    let link = login.expect(200, "SUCCESS")["results"]["qr_link"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let png = rig.qr_png(&link).await.unwrap();
-    let jid = rig
-        .sim
-        .phone(PHONE)
-        .scan(&png_qr_payload(&png))
-        .await
-        .unwrap();
+    let payload = rig.qr_login_payload(id).await;
+    let jid = rig.sim.phone(PHONE).scan(&payload).await.unwrap();
     rig.wait_for(id, |d| d["state"] == "logged_in").await;
     jid.to_string()
 }
