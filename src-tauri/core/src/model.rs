@@ -169,6 +169,8 @@ pub enum StateReason {
     Restoring,
     /// The admin asked for a reconnect.
     ReconnectRequested,
+    /// A temporary ban ended: the service reconnects by itself.
+    BanEnded,
     /// The connection dropped or failed; retrying at `next_retry_at`.
     ConnectionLost,
     /// The admin logged the device out.
@@ -215,6 +217,7 @@ named_variants!(StateReason {
     Connected => "connected",
     Restoring => "restoring",
     ReconnectRequested => "reconnect_requested",
+    BanEnded => "ban_ended",
     ConnectionLost => "connection_lost",
     LoggedOut => "logged_out",
     RemovedFromPhone => "removed_from_phone",

@@ -56,7 +56,7 @@ devices: Array<Device>, };
 
 export type DeviceState = "disconnected" | "pairing" | "connecting" | "logged_in" | "offline";
 
-export type StateReason = "created" | "qr_login_requested" | "code_login_requested" | "qr_expired" | "pairing_failed" | "login_cancelled" | "paired" | "connected" | "restoring" | "reconnect_requested" | "connection_lost" | "logged_out" | "removed_from_phone" | "account_locked" | "logged_out_by_whatsapp" | "replaced" | "temporarily_banned" | "client_outdated" | "credentials_lost" | "session_damaged";
+export type StateReason = "created" | "qr_login_requested" | "code_login_requested" | "qr_expired" | "pairing_failed" | "login_cancelled" | "paired" | "connected" | "restoring" | "reconnect_requested" | "ban_ended" | "connection_lost" | "logged_out" | "removed_from_phone" | "account_locked" | "logged_out_by_whatsapp" | "replaced" | "temporarily_banned" | "client_outdated" | "credentials_lost" | "session_damaged";
 
 export type LoginPhase = "waiting" | "linking" | "linked" | "failed" | "cancelled";
 

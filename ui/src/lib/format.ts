@@ -76,6 +76,7 @@ const reasonText: Record<StateReason, string> = {
   connected: "Connected",
   restoring: "Reconnecting after start",
   reconnect_requested: "Reconnecting",
+  ban_ended: "Reconnecting: the ban ended",
   connection_lost: "Connection lost",
   logged_out: "Logged out",
   removed_from_phone: "Removed from the phone",

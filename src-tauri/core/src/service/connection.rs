@@ -12,6 +12,10 @@ use crate::session::{
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
+
+/// How long after a ban's announced end its device reconnects (see
+/// [`ServiceCore::reconnect_when_ban_ends`]).
+const BAN_END_MARGIN: Duration = Duration::from_secs(1);
 use tokio::sync::mpsc;
 
 impl DeviceService {
@@ -227,6 +231,19 @@ impl ServiceCore {
         self.save_and_emit(&mut device)
     }
 
+    /// Schedules the attempt that reconnects a temporarily banned device once
+    /// its ban is over: a second after the announced end, which WhatsApp
+    /// gives in whole seconds (a login any earlier is banned again).
+    pub(super) fn reconnect_when_ban_ends(
+        self: &Arc<Self>,
+        rt: &mut DeviceRuntime,
+        id: &DeviceId,
+        until: chrono::DateTime<chrono::Utc>,
+    ) {
+        let left = (until - now()).to_std().unwrap_or_default();
+        self.schedule_attempt(rt, id, left + BAN_END_MARGIN);
+    }
+
     /// Schedules a connection attempt after `delay`, replacing (cancelling)
     /// any scheduled one.
     pub(super) fn schedule_attempt(
@@ -275,9 +292,20 @@ impl ServiceCore {
                 return;
             }
         };
-        let Ok(device) = self.device(&id) else {
+        let Ok(mut device) = self.device(&id) else {
             return;
         };
+        if device.state == DeviceState::Offline
+            && device.state_reason == StateReason::TemporarilyBanned
+            && device.has_credentials
+            && rt.session.is_none()
+        {
+            // The attempt `reconnect_when_ban_ends` scheduled.
+            device.connecting(StateReason::BanEnded, None);
+            if self.save_and_emit(&mut device).is_err() {
+                return;
+            }
+        }
         if !device.has_credentials
             || device.state != DeviceState::Connecting
             || rt.session.is_some()

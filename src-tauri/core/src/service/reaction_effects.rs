@@ -156,6 +156,9 @@ impl ServiceCore {
                 rt.take_session().stop().await;
                 device.offline(reason, ban_expires_at);
                 self.save_and_emit(&mut device)?;
+                if let Some(until) = ban_expires_at {
+                    self.reconnect_when_ban_ends(rt, &id, until);
+                }
                 self.record_entry(&id, record);
                 self.notice(&id, reason, notice);
             }

@@ -14,7 +14,8 @@ impl DeviceService {
     /// Reconnects every device with credentials, `restore_concurrency` at a
     /// time; failures are retried with backoff and jitter (see
     /// [`RetryPolicy`]). Devices `offline` for a permanent reason stay
-    /// offline; a temporary ban that has expired is retried.
+    /// offline; a temporary ban that has expired is retried, and one still
+    /// running is retried when it ends.
     pub(super) async fn restore_sessions(&self) -> Result<()> {
         let current = now();
         let restored: Vec<Device> = self
@@ -72,6 +73,18 @@ impl DeviceService {
         }
         if !ahead.is_empty() {
             tokio::spawn(Arc::clone(&self.inner).open_stores_ahead(ahead));
+        }
+        // A ban still running at start-up ends later: its device reconnects
+        // then, as it would have had the app kept running.
+        for device in self.inner.db.devices()? {
+            if let (DeviceState::Offline, StateReason::TemporarilyBanned, Some(until)) =
+                (device.state, device.state_reason, device.ban_expires_at)
+                && device.has_credentials
+            {
+                let mut rt = self.inner.lock(&device.id).await;
+                self.inner
+                    .reconnect_when_ban_ends(&mut rt, &device.id, until);
+            }
         }
         Ok(())
     }
