@@ -192,7 +192,7 @@ pub async fn set_device_webhook(
 ) -> Result<Webhook, ServiceError> {
     let change = WebhookChange {
         url,
-        events,
+        events: Some(events),
         secret: match secret.as_deref() {
             None => SecretChange::Keep,
             Some("") => SecretChange::Remove,

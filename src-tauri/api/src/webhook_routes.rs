@@ -103,7 +103,9 @@ impl CreateWebhookFields {
         };
         let change = WebhookChange {
             url: url.to_owned(),
-            events: WebhookEvent::parse_list(self.webhook_events.as_deref().unwrap_or_default())?,
+            events: Some(WebhookEvent::parse_list(
+                self.webhook_events.as_deref().unwrap_or_default(),
+            )?),
             secret: match self.webhook_secret.as_deref() {
                 None | Some("") => SecretChange::Remove,
                 Some(secret) => SecretChange::Set(secret.to_owned()),
@@ -168,10 +170,11 @@ pub async fn set_webhook(
         )
     })?;
     refuse_insecure(request.webhook_insecure_skip_verify).map_err(ApiError::from)?;
-    let events = match request.webhook_events.as_deref() {
-        Some(text) => WebhookEvent::parse_list(text)?,
-        None => state.service.webhook(&id)?.events,
-    };
+    let events = request
+        .webhook_events
+        .as_deref()
+        .map(WebhookEvent::parse_list)
+        .transpose()?;
     let change = WebhookChange {
         url: request.webhook_url,
         events,

@@ -18,10 +18,19 @@ impl DeviceService {
     /// running is retried when it ends.
     pub(super) async fn restore_sessions(&self) -> Result<()> {
         let current = now();
-        let restored: Vec<Device> = self
-            .inner
-            .db
-            .devices()?
+        let devices = self.inner.db.devices()?;
+        // A ban still running at start-up ends later: its device reconnects
+        // then, as it would have had the app kept running.
+        let banned: Vec<(DeviceId, chrono::DateTime<chrono::Utc>)> = devices
+            .iter()
+            .filter(|d| d.has_credentials && d.state_reason == StateReason::TemporarilyBanned)
+            .filter_map(|d| {
+                d.ban_expires_at
+                    .filter(|t| *t > current)
+                    .map(|t| (d.id.clone(), t))
+            })
+            .collect();
+        let restored: Vec<Device> = devices
             .into_iter()
             .filter(|device| {
                 device.has_credentials
@@ -74,17 +83,9 @@ impl DeviceService {
         if !ahead.is_empty() {
             tokio::spawn(Arc::clone(&self.inner).open_stores_ahead(ahead));
         }
-        // A ban still running at start-up ends later: its device reconnects
-        // then, as it would have had the app kept running.
-        for device in self.inner.db.devices()? {
-            if let (DeviceState::Offline, StateReason::TemporarilyBanned, Some(until)) =
-                (device.state, device.state_reason, device.ban_expires_at)
-                && device.has_credentials
-            {
-                let mut rt = self.inner.lock(&device.id).await;
-                self.inner
-                    .reconnect_when_ban_ends(&mut rt, &device.id, until);
-            }
+        for (id, until) in banned {
+            let mut rt = self.inner.lock(&id).await;
+            self.inner.reconnect_when_ban_ends(&mut rt, &id, until);
         }
         Ok(())
     }

@@ -35,7 +35,8 @@ impl DeviceService {
         change.check()?;
         let _guard = self.inner.lock(&id).await;
         self.inner.device(&id)?;
-        let had_secret = self.inner.db.webhook(&id)?.is_some_and(|w| w.has_secret);
+        let current = self.inner.db.webhook(&id)?;
+        let had_secret = current.as_ref().is_some_and(|w| w.has_secret);
         let name = self.inner.names.webhook(&id);
         let secret = match (&change.secret, change.url.is_empty()) {
             (SecretChange::Set(secret), false) => {
@@ -69,10 +70,10 @@ impl DeviceService {
         let webhook = Webhook {
             device_id: id.clone(),
             url: change.url.clone(),
-            events: if change.url.is_empty() {
-                Vec::new()
-            } else {
-                change.events.clone()
+            events: match (change.url.is_empty(), change.events) {
+                (true, _) => Vec::new(),
+                (false, Some(events)) => events,
+                (false, None) => current.map(|w| w.events).unwrap_or_default(),
             },
             has_secret: secret.is_some(),
         };

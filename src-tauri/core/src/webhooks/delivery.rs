@@ -131,16 +131,16 @@ impl Outbox {
     /// calls this with the device's lock held): queues the event it is, if
     /// any, for the device's webhook.
     pub fn device_changed(&self, device: &Device) {
-        let event = {
+        let (event, jid) = {
             let mut seen = lock(&self.seen);
             let before = seen.get(&device.id);
             let event = event_for(before, device);
             let now = Seen::of(device, before);
+            let jid = now.jid.clone();
             seen.insert(device.id.clone(), now);
-            event
+            (event, jid)
         };
         if let Some(event) = event {
-            let jid = lock(&self.seen).get(&device.id).and_then(|s| s.jid.clone());
             let payload = serde_json::json!({
                 "device_id": device.id,
                 "label": device.label,

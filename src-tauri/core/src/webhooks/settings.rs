@@ -126,7 +126,8 @@ impl SecretChange {
 #[derive(Clone, PartialEq, Eq)]
 pub struct WebhookChange {
     pub url: String,
-    pub events: Vec<WebhookEvent>,
+    /// `None` keeps the events set now.
+    pub events: Option<Vec<WebhookEvent>>,
     pub secret: SecretChange,
 }
 
@@ -227,7 +228,7 @@ mod tests {
     fn change(url: &str, secret: SecretChange) -> WebhookChange {
         WebhookChange {
             url: url.to_owned(),
-            events: vec![],
+            events: None,
             secret,
         }
     }
